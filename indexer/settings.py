@@ -1,0 +1,52 @@
+"""Settings from `VP_*` environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Every knob of the engine and the service. Unknown `VP_*` variables are refused by
+    `check_environment`, so a typo (`VP_PROT=9000`) fails loudly instead of being ignored."""
+
+    model_config = SettingsConfigDict(env_prefix="VP_", extra="forbid")
+
+    data_dir: Path = Field(Path("data"), description="where collections live")
+    embedder: str = Field(
+        DEFAULT_MODEL,
+        description="default embedder: 'all-MiniLM-L6-v2', a sentence-transformers path/name, "
+        "or 'hash-<dim>' (deterministic, for tests)",
+    )
+    embed_threads: int = Field(1, ge=1, le=64, description="torch threads for embedding")
+    embed_batch_size: int = Field(64, ge=1, le=4096)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    build_words: bool = Field(True, description="build the 'words' collection on first start")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_batch: int = Field(10_000, ge=1, description="max documents per upsert request")
+    max_k: int = Field(1000, ge=1)
+    api_key: str | None = Field(None, description="if set, required as Bearer token or X-API-Key")
+
+
+def check_environment(environ: dict[str, str] | None = None) -> None:
+    """Raise ValueError naming every `VP_*` variable that is not a known setting."""
+    env = os.environ if environ is None else environ
+    known = {f"VP_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(k for k in env if k.upper().startswith("VP_") and k.upper() not in known)
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    check_environment()
+    return Settings(**overrides)  # type: ignore[arg-type]
