@@ -1,0 +1,1 @@
+"""One router per capability; each route translates HTTP <-> one engine call."""
