@@ -54,7 +54,9 @@ def _centered(logits: ArrayLike, temperature: float, axis: int) -> Array:
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     z = as_array(logits)
-    return as_array((z - z.max(axis=axis, keepdims=True)) / temperature)
+    with np.errstate(over="ignore"):  # a gap beyond float range becomes -inf, and exp(-inf) = 0
+        centered = z - z.max(axis=axis, keepdims=True)
+        return centered if temperature == 1.0 else centered / temperature
 
 
 def entropy(probs: ArrayLike, axis: int = -1) -> Array:
