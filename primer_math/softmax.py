@@ -55,8 +55,8 @@ def _centered(logits: ArrayLike, temperature: float, axis: int) -> Array:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     z = as_array(logits)
     with np.errstate(over="ignore"):  # a gap beyond float range becomes -inf, and exp(-inf) = 0
-        centered = z - z.max(axis=axis, keepdims=True)
-        return centered if temperature == 1.0 else centered / temperature
+        centered: Array = z - z.max(axis=axis, keepdims=True)
+        return centered if temperature == 1.0 else as_array(centered / temperature)
 
 
 def entropy(probs: ArrayLike, axis: int = -1) -> Array:
