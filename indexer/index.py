@@ -64,7 +64,7 @@ def resolve_params(kind: str, metric: str, dim: int, n: int, given: dict[str, An
         "ef_construction": 100,
         "ef_search": 128,
         "nlist": nlist,
-        "nprobe": max(8, nlist // 6),
+        "nprobe": min(nlist, max(24, nlist // 8)),
         "pq_m": pq_m,
         "pq_nbits": 8 if n >= 256 * 39 else max(4, min(8, int(math.log2(max(n, 16) / 39)))),
         "rerank": 10 if kind == "ivfpq" else 2,
@@ -285,8 +285,8 @@ class VectorIndex:
     def _finish(self, raw_scores: NDArray[np.float32], labels: Labels, k: int) -> SearchResult:
         keep = labels >= 0
         raw_scores, labels = raw_scores[keep], labels[keep]
-        order = np.argsort(-raw_scores if higher_is_better(self.metric) else raw_scores,
-                           kind="stable")[:k]
+        key = -raw_scores if higher_is_better(self.metric) else raw_scores
+        order = np.lexsort((labels, key))[:k]  # ties: the older label first, deterministically
         scores = raw_scores[order]
         if self.metric == "l2":
             scores = np.sqrt(np.maximum(scores, 0))
