@@ -7,6 +7,14 @@ from .errors import VPError
 from .settings import Settings
 
 __all__ = [
-    "AnalogyResult", "Collection", "DocumentIn", "Engine", "Hit", "Query", "Settings",
-    "VPError", "analogy", "parse_expression",
+    "AnalogyResult",
+    "Collection",
+    "DocumentIn",
+    "Engine",
+    "Hit",
+    "Query",
+    "Settings",
+    "VPError",
+    "analogy",
+    "parse_expression",
 ]

@@ -79,7 +79,9 @@ def analogy(
         d = docs.get(int(labels[i]))
         if d is None:
             continue
-        cos = dict(zip(names, [float(c) for c in np.concatenate([cos_p[i], cos_n[i]])], strict=True))
+        cos = dict(
+            zip(names, [float(c) for c in np.concatenate([cos_p[i], cos_n[i]])], strict=True)
+        )
         hits.append(AnalogyHit(d.id, float(scores[i]), d.text, d.metadata, cos))
     terms = [{"term": t, "source": src, "document": doc} for t, _, src, doc in resolved]
     return AnalogyResult(method, hits, terms)

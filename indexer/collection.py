@@ -99,7 +99,9 @@ class Hit:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def content_hash(text: str | None, metadata: dict[str, Any], vector: NDArray[np.float32] | None) -> str:
+def content_hash(
+    text: str | None, metadata: dict[str, Any], vector: NDArray[np.float32] | None
+) -> str:
     """What "the same document" means for a resumable build: same text, metadata and (if the
     caller gave one) vector."""
     h = hashlib.sha256()
@@ -152,8 +154,13 @@ class Collection:
             self.snapshot()
 
     def spec(self) -> dict[str, Any]:
-        return {"metric": self.metric, "index": self.kind, "dim": self.dim,
-                "params": self.params, "embedder": self.embedder_name}
+        return {
+            "metric": self.metric,
+            "index": self.kind,
+            "dim": self.dim,
+            "params": self.params,
+            "embedder": self.embedder_name,
+        }
 
     def _apply(self, ch: Any, rebuild: bool = True) -> None:
         """Apply store changes to the in-memory index. Caller holds the write lock (or owns
@@ -199,8 +206,9 @@ class Collection:
         if state is None:
             return None
         labels, payload = state
-        return self.store.write_snapshot(self.seq, self.index.ann_built_n, labels, payload,
-                                         self.spec())
+        return self.store.write_snapshot(
+            self.seq, self.index.ann_built_n, labels, payload, self.spec()
+        )
 
     def rebuild(self) -> None:
         """Rebuild the ANN index from the exact vectors and publish a snapshot."""
@@ -219,23 +227,27 @@ class Collection:
             raise InvalidInput(f"{where} must be a flat list of numbers", field=where)
         if arr.shape[0] != self.dim:
             raise DimensionMismatch(
-                f"{where} has dimension {arr.shape[0]}, collection {self.name!r} expects {self.dim}",
+                f"{where} has dimension {arr.shape[0]}, "
+                f"collection {self.name!r} expects {self.dim}",
                 field=where,
             )
         if not np.all(np.isfinite(arr)) or np.any(np.abs(arr) > np.finfo(np.float32).max):
-            raise InvalidInput(f"{where} contains NaN, Infinity or values beyond float32",
-                               field=where)
+            raise InvalidInput(
+                f"{where} contains NaN, Infinity or values beyond float32", field=where
+            )
         if self.metric == "cosine" and not np.any(arr):
-            raise InvalidInput(f"{where} is the zero vector, which has no direction (cosine)",
-                               field=where)
+            raise InvalidInput(
+                f"{where} is the zero vector, which has no direction (cosine)", field=where
+            )
         return arr.astype(np.float32)
 
     def _embed(self, texts: list[str], where: list[str]) -> NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.embedder is None:
-            raise InvalidInput(f"collection {self.name!r} stores vectors only: send a vector",
-                               field=where[0])
+            raise InvalidInput(
+                f"collection {self.name!r} stores vectors only: send a vector", field=where[0]
+            )
         return self.embedder.embed(texts)
 
     # ---- writes -----------------------------------------------------------------------------
@@ -249,14 +261,19 @@ class Collection:
         for i, d in enumerate(docs):
             where = f"documents[{i}]"
             if not isinstance(d.id, str) or not d.id or len(d.id) > MAX_ID_LEN:
-                raise InvalidInput(f"{where}.id must be a non-empty string of at most "
-                                   f"{MAX_ID_LEN} characters", field=f"{where}.id")
+                raise InvalidInput(
+                    f"{where}.id must be a non-empty string of at most {MAX_ID_LEN} characters",
+                    field=f"{where}.id",
+                )
             if d.id in seen:
-                raise InvalidInput(f"{where}.id {d.id!r} appears twice in the batch",
-                                   field=f"{where}.id")
+                raise InvalidInput(
+                    f"{where}.id {d.id!r} appears twice in the batch", field=f"{where}.id"
+                )
             seen.add(d.id)
             if d.text is not None and (not isinstance(d.text, str) or not d.text.strip()):
-                raise InvalidInput(f"{where}.text must be a non-empty string", field=f"{where}.text")
+                raise InvalidInput(
+                    f"{where}.text must be a non-empty string", field=f"{where}.text"
+                )
             if d.text is None and d.vector is None:
                 raise InvalidInput(f"{where} needs a text or a vector", field=where)
             if d.metadata is not None and not isinstance(d.metadata, dict):
@@ -264,28 +281,38 @@ class Collection:
             try:
                 json.dumps(d.metadata, allow_nan=False)
             except (TypeError, ValueError):
-                raise InvalidInput(f"{where}.metadata must be JSON (no NaN)",
-                                   field=f"{where}.metadata") from None
-            vectors.append(None if d.vector is None else self._check_vector(d.vector, f"{where}.vector"))
-        hashes = [content_hash(d.text, d.metadata or {}, v) for d, v in zip(docs, vectors, strict=True)]
+                raise InvalidInput(
+                    f"{where}.metadata must be JSON (no NaN)", field=f"{where}.metadata"
+                ) from None
+            vectors.append(
+                None if d.vector is None else self._check_vector(d.vector, f"{where}.vector")
+            )
+        hashes = [
+            content_hash(d.text, d.metadata or {}, v) for d, v in zip(docs, vectors, strict=True)
+        ]
         keep = list(range(len(docs)))
         if skip_unchanged:
             stored = self.store.content_hashes([d.id for d in docs])
             keep = [i for i in keep if stored.get(docs[i].id) != hashes[i]]
         to_embed = [i for i in keep if vectors[i] is None]
-        embedded = self._embed([docs[i].text or "" for i in to_embed],
-                               [f"documents[{i}].vector" for i in to_embed])
+        embedded = self._embed(
+            [docs[i].text or "" for i in to_embed], [f"documents[{i}].vector" for i in to_embed]
+        )
         for j, i in enumerate(to_embed):
             vectors[i] = embedded[j]
-        new = [NewDoc(docs[i].id, docs[i].text, docs[i].metadata or {},
-                      vectors[i], hashes[i]) for i in keep]  # type: ignore[arg-type]
+        new = [
+            NewDoc(docs[i].id, docs[i].text, docs[i].metadata or {}, vectors[i], hashes[i])
+            for i in keep
+        ]  # type: ignore[arg-type]
         if new:
             with self._write_mutex:
                 self.store.upsert(new)
                 self.sync()
         return {"upserted": len(new), "skipped": len(docs) - len(new)}
 
-    def delete(self, ids: list[str] | None = None, where: dict[str, Any] | None = None) -> list[str]:
+    def delete(
+        self, ids: list[str] | None = None, where: dict[str, Any] | None = None
+    ) -> list[str]:
         """Delete by ids and/or by metadata filter; returns the ids that existed and are gone."""
         if ids is None and where is None:
             raise InvalidInput("give ids or a filter", field="ids")
@@ -294,7 +321,9 @@ class Collection:
             self.sync()
             pred = compile_filter(where)
             with self.lock.read():
-                targets |= {self.id_by_label[lab] for lab, m in self.meta_by_label.items() if pred(m)}
+                targets |= {
+                    self.id_by_label[lab] for lab, m in self.meta_by_label.items() if pred(m)
+                }
         if not targets:
             return []
         with self._write_mutex:
@@ -310,8 +339,9 @@ class Collection:
     def get(self, doc_id: str) -> Doc:
         docs = self.store.get([doc_id])
         if not docs:
-            raise DocumentNotFound(f"no document {doc_id!r} in collection {self.name!r}",
-                                   field="id")
+            raise DocumentNotFound(
+                f"no document {doc_id!r} in collection {self.name!r}", field="id"
+            )
         return docs[0]
 
     def page(self, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
@@ -323,10 +353,17 @@ class Collection:
     def describe(self) -> dict[str, Any]:
         self.sync()
         return {
-            "name": self.name, "metric": self.metric, "index": self.kind, "dim": self.dim,
-            "embedder": self.embedder_name, "params": self.params,
-            "count": len(self.id_by_label), "seq": self.seq, "generation": self.generation,
-            "score": "distance (lower is better)" if self.metric == "l2"
+            "name": self.name,
+            "metric": self.metric,
+            "index": self.kind,
+            "dim": self.dim,
+            "embedder": self.embedder_name,
+            "params": self.params,
+            "count": len(self.id_by_label),
+            "seq": self.seq,
+            "generation": self.generation,
+            "score": "distance (lower is better)"
+            if self.metric == "l2"
             else "similarity (higher is better)",
             "ann": self.index.ann_state(),
         }
@@ -338,12 +375,15 @@ class Collection:
         for i, q in enumerate(queries):
             pfx = f"searches[{i}]" if len(queries) > 1 else ""
             if (q.text is None) == (q.vector is None):
-                raise InvalidInput("give exactly one of query (text) or vector",
-                                   field=f"{pfx}.query".lstrip("."))
+                raise InvalidInput(
+                    "give exactly one of query (text) or vector", field=f"{pfx}.query".lstrip(".")
+                )
             if q.vector is not None:
                 out[i] = self._check_vector(q.vector, f"{pfx}.vector".lstrip("."))
             elif not isinstance(q.text, str) or not q.text.strip():
-                raise InvalidInput("query must be a non-empty string", field=f"{pfx}.query".lstrip("."))
+                raise InvalidInput(
+                    "query must be a non-empty string", field=f"{pfx}.query".lstrip(".")
+                )
             else:
                 texts.append(q.text)
                 where.append(i)
@@ -368,23 +408,35 @@ class Collection:
                 allowed = None
                 if pred is not None:
                     allowed = np.fromiter(
-                        (lab for lab, m in self.meta_by_label.items() if pred(m)), dtype=np.int64)
-                (res,) = self.index.search(vec[None, :], q.k, allowed=allowed, exact=q.exact,
-                                           ef_search=q.ef_search, nprobe=q.nprobe)
-                pairs = [(int(lab), float(s)) for lab, s in zip(res.labels, res.scores, strict=True)]
+                        (lab for lab, m in self.meta_by_label.items() if pred(m)), dtype=np.int64
+                    )
+                (res,) = self.index.search(
+                    vec[None, :],
+                    q.k,
+                    allowed=allowed,
+                    exact=q.exact,
+                    ef_search=q.ef_search,
+                    nprobe=q.nprobe,
+                )
+                pairs = [
+                    (int(lab), float(s)) for lab, s in zip(res.labels, res.scores, strict=True)
+                ]
                 if q.score_threshold is not None:
                     t = q.score_threshold
                     better = higher_is_better(self.metric)
                     pairs = [(lab, s) for lab, s in pairs if (s >= t if better else s <= t)]
                 results.append(pairs)
-        return [self._hits(pairs, q.with_vectors) for pairs, q in zip(results, queries, strict=True)]
+        return [
+            self._hits(pairs, q.with_vectors) for pairs, q in zip(results, queries, strict=True)
+        ]
 
     def _hits(self, pairs: list[tuple[int, float]], with_vectors: bool) -> list[Hit]:
         docs = self.store.get_by_labels([lab for lab, _ in pairs])
         # a hit whose document was replaced between search and fetch is dropped, not misreported
         return [
             Hit(d.id, s, d.text, d.metadata, d.vector.tolist() if with_vectors else None)
-            for lab, s in pairs if (d := docs.get(lab)) is not None
+            for lab, s in pairs
+            if (d := docs.get(lab)) is not None
         ]
 
     # ---- analogy ----------------------------------------------------------------------------
@@ -409,8 +461,11 @@ class Collection:
             if v is not None:
                 return _unit(v.vector), "document", v.id
         if self.embedder is None:
-            raise DocumentNotFound(f"term {term!r} is not a document id of {self.name!r} and "
-                                   "the collection has no embedder", field="terms")
+            raise DocumentNotFound(
+                f"term {term!r} is not a document id of {self.name!r} and "
+                "the collection has no embedder",
+                field="terms",
+            )
         return _unit(self.embedder.embed([term])[0]), "embedded", None
 
 

@@ -45,7 +45,7 @@ class Embedder(Protocol):
 
 
 class HashEmbedder:
-    """Feature hashing: each word adds ±1 to one of `dim` buckets, then the vector is unit length."""
+    """Feature hashing: each word adds ±1 to two of `dim` buckets; the sum is made unit length."""
 
     def __init__(self, dim: int = 384) -> None:
         if dim < 2:

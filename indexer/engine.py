@@ -33,15 +33,20 @@ class Engine:
     # ---- embedders ----------------------------------------------------------------------------
     def embedder(self, name: str | None = None) -> Embedder:
         """The named embedder (default: the configured one), loaded once per process."""
-        return load_embedder(name or self.settings.embedder, self.settings.embed_threads,
-                             self.settings.embed_batch_size)
+        return load_embedder(
+            name or self.settings.embedder,
+            self.settings.embed_threads,
+            self.settings.embed_batch_size,
+        )
 
     # ---- collections --------------------------------------------------------------------------
     def _path(self, name: str) -> Path:
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise InvalidInput(
                 f"collection name {name!r} must be 1-64 letters, digits, '_', '-' or '.', "
-                "starting with a letter or digit", field="name")
+                "starting with a letter or digit",
+                field="name",
+            )
         return self.data_dir / name
 
     def create_collection(
@@ -68,11 +73,19 @@ class Engine:
             emb = self.embedder(embedder)
             emb_name = emb.name
             if dim is not None and dim != emb.dim:
-                raise InvalidInput(f"dim {dim} does not match embedder {emb.name} ({emb.dim})",
-                                   field="dim")
+                raise InvalidInput(
+                    f"dim {dim} does not match embedder {emb.name} ({emb.dim})", field="dim"
+                )
             dim = emb.dim
-        manifest = {"name": name, "metric": metric, "index": index, "params": params,
-                    "embedder": emb_name, "dim": dim, "id": uuid.uuid4().hex}
+        manifest = {
+            "name": name,
+            "metric": metric,
+            "index": index,
+            "params": params,
+            "embedder": emb_name,
+            "dim": dim,
+            "id": uuid.uuid4().hex,
+        }
         if path.exists():
             if exist_ok:
                 col = self.collection(name)
@@ -88,7 +101,9 @@ class Engine:
             try:
                 os.rename(tmp, path)  # atomic; fails if another creator won the race
             except OSError:
-                raise CollectionExists(f"collection {name!r} already exists", field="name") from None
+                raise CollectionExists(
+                    f"collection {name!r} already exists", field="name"
+                ) from None
             fsync_dir(self.data_dir)
         finally:
             if tmp.exists():
@@ -101,7 +116,9 @@ class Engine:
             if want[key] != col.manifest.get(key):
                 raise EmbedderMismatch(
                     f"collection {col.name!r} exists with {key}={col.manifest.get(key)!r}, "
-                    f"not {want[key]!r}", field=key)
+                    f"not {want[key]!r}",
+                    field=key,
+                )
 
     def collection(self, name: str, embedder: str | None = None) -> Collection:
         """An open collection. If `embedder` is given it must be the collection's own."""
@@ -125,7 +142,9 @@ class Engine:
             if want != col.embedder_name:
                 raise EmbedderMismatch(
                     f"collection {name!r} was built with embedder {col.embedder_name!r}, "
-                    f"not {want!r}", field="embedder")
+                    f"not {want!r}",
+                    field="embedder",
+                )
         return col
 
     def _open_collection(self, path: Path) -> Collection:
@@ -136,7 +155,9 @@ class Engine:
             if emb.dim != int(manifest["dim"]):
                 raise EmbedderMismatch(
                     f"collection {path.name!r} has dim {manifest['dim']} but embedder "
-                    f"{emb.name!r} gives {emb.dim}", field="embedder")
+                    f"{emb.name!r} gives {emb.dim}",
+                    field="embedder",
+                )
         return Collection(path, emb)
 
     def _forget(self, name: str) -> None:

@@ -39,8 +39,9 @@ def compile_filter(spec: dict[str, Any], path: str = "filter") -> Predicate:
             subs = [compile_filter(c, f"{path}.{key}[{i}]") for i, c in enumerate(cond)]
             preds.append(_all(subs) if key == "$and" else _any(subs))
         elif key.startswith("$"):
-            raise InvalidFilter(f"unknown operator {key!r} in {path}; known: {OPERATORS}",
-                                field=f"{path}.{key}")
+            raise InvalidFilter(
+                f"unknown operator {key!r} in {path}; known: {OPERATORS}", field=f"{path}.{key}"
+            )
         elif isinstance(cond, dict):
             if not cond:
                 raise InvalidFilter(f"{path}.{key} has no operator", field=f"{path}.{key}")
@@ -105,5 +106,6 @@ def _field(key: str, op: str, arg: Any, where: str) -> Predicate:
             )
 
         return compare
-    raise InvalidFilter(f"unknown operator {op!r} in {where}; known: {OPERATORS}",
-                        field=f"{where}.{op}")
+    raise InvalidFilter(
+        f"unknown operator {op!r} in {where}; known: {OPERATORS}", field=f"{where}.{op}"
+    )

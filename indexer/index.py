@@ -54,7 +54,9 @@ def higher_is_better(metric: str) -> bool:
     return metric != "l2"
 
 
-def resolve_params(kind: str, metric: str, dim: int, n: int, given: dict[str, Any]) -> dict[str, Any]:
+def resolve_params(
+    kind: str, metric: str, dim: int, n: int, given: dict[str, Any]
+) -> dict[str, Any]:
     """Defaults derived from the collection size `n`, overridden by what the user gave."""
     nlist = max(1, min(int(4 * math.sqrt(max(n, 1))), max(1, n // 39)))
     pq_m = next(m for m in (dim // 8, dim // 4, dim // 2, dim, 1) if m >= 1 and dim % m == 0)
@@ -82,8 +84,9 @@ def validate_spec(kind: str, metric: str, params: dict[str, Any]) -> None:
         raise InvalidInput(f"index must be one of {KINDS}, got {kind!r}", field="index")
     for key, value in params.items():
         if key not in PARAMS:
-            raise InvalidInput(f"unknown index parameter {key!r}; known: {sorted(PARAMS)}",
-                               field=f"params.{key}")
+            raise InvalidInput(
+                f"unknown index parameter {key!r}; known: {sorted(PARAMS)}", field=f"params.{key}"
+            )
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000:
             raise InvalidInput(f"{key} must be an integer in [1, 1000000]", field=f"params.{key}")
 
@@ -170,7 +173,9 @@ class VectorIndex:
 
     # ---- ANN lifecycle ----------------------------------------------------------------------
     def wants_ann(self) -> bool:
-        return self.kind != "flat" and self.ntotal >= int(self.params.get("ann_threshold", DEFAULT_ANN_THRESHOLD))
+        return self.kind != "flat" and self.ntotal >= int(
+            self.params.get("ann_threshold", DEFAULT_ANN_THRESHOLD)
+        )
 
     def needs_rebuild(self) -> bool:
         """True when the ANN index should be (re)built from the exact vectors."""
@@ -206,12 +211,16 @@ class VectorIndex:
             inner.hnsw.efConstruction = int(p["ef_construction"])
             return faiss.IndexIDMap2(inner)
         if self.kind == "sq8":
-            return faiss.IndexIDMap2(faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, m))
+            return faiss.IndexIDMap2(
+                faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, m)
+            )
         quantizer = faiss.IndexFlat(d, m)
         if self.kind == "ivf":
             ann = faiss.IndexIVFFlat(quantizer, d, int(p["nlist"]), m)
         else:
-            ann = faiss.IndexIVFPQ(quantizer, d, int(p["nlist"]), int(p["pq_m"]), int(p["pq_nbits"]), m)
+            ann = faiss.IndexIVFPQ(
+                quantizer, d, int(p["nlist"]), int(p["pq_m"]), int(p["pq_nbits"]), m
+            )
         ann.own_fields = True
         quantizer.this.disown()  # owned by the IVF index from here on
         return ann

@@ -171,7 +171,9 @@ class Store:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.db_path, timeout=self.busy_timeout_s, isolation_level=None,
+                self.db_path,
+                timeout=self.busy_timeout_s,
+                isolation_level=None,
                 check_same_thread=False,
             )
             conn.execute("PRAGMA journal_mode=WAL")
@@ -196,7 +198,9 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            raise CollectionBusy(f"collection {self.path.name} is locked by another writer: {e}")
+            raise CollectionBusy(
+                f"collection {self.path.name} is locked by another writer: {e}"
+            ) from e
         try:
             seq = self._state(conn, "seq") + 1
             conn.execute("UPDATE state SET value=? WHERE key='seq'", (seq,))
@@ -219,13 +223,22 @@ class Store:
             label = self._state(conn, "next_label")
             ids = [d.id for d in docs]
             old = self._labels_of(conn, ids)
-            conn.executemany("INSERT OR REPLACE INTO removed VALUES (?, ?)",
-                             [(lab, seq) for lab in old.values()])
+            conn.executemany(
+                "INSERT OR REPLACE INTO removed VALUES (?, ?)", [(lab, seq) for lab in old.values()]
+            )
             rows = []
             for d in docs:
-                rows.append((d.id, label, seq, d.text, json.dumps(d.metadata, sort_keys=True),
-                             np.ascontiguousarray(d.vector, dtype=np.float32).tobytes(),
-                             d.content_hash))
+                rows.append(
+                    (
+                        d.id,
+                        label,
+                        seq,
+                        d.text,
+                        json.dumps(d.metadata, sort_keys=True),
+                        np.ascontiguousarray(d.vector, dtype=np.float32).tobytes(),
+                        d.content_hash,
+                    )
+                )
                 label += 1
             conn.executemany("INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?)", rows)
             conn.execute("UPDATE state SET value=? WHERE key='next_label'", (label,))
@@ -234,8 +247,9 @@ class Store:
     def delete(self, ids: list[str]) -> tuple[int, list[str]]:
         with self._write() as (conn, seq):
             old = self._labels_of(conn, ids)
-            conn.executemany("INSERT OR REPLACE INTO removed VALUES (?, ?)",
-                             [(lab, seq) for lab in old.values()])
+            conn.executemany(
+                "INSERT OR REPLACE INTO removed VALUES (?, ?)", [(lab, seq) for lab in old.values()]
+            )
             conn.executemany("DELETE FROM documents WHERE id=?", [(i,) for i in old])
         return seq, list(old)
 
@@ -270,7 +284,9 @@ class Store:
                 "SELECT label, id, metadata, vector FROM documents WHERE seq > ? ORDER BY label",
                 (seq,),
             ).fetchall()
-            removed = [r[0] for r in conn.execute("SELECT label FROM removed WHERE seq > ?", (seq,))]
+            removed = [
+                r[0] for r in conn.execute("SELECT label FROM removed WHERE seq > ?", (seq,))
+            ]
         finally:
             conn.execute("COMMIT")
         vectors = np.zeros((len(rows), self.dim), dtype=np.float32)
@@ -292,20 +308,28 @@ class Store:
         conn = self._conn()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            q = ("SELECT id, label, text, metadata, vector, content_hash FROM documents "
-                 f"WHERE id IN ({','.join('?' * len(chunk))})")
+            q = (
+                "SELECT id, label, text, metadata, vector, content_hash FROM documents "
+                f"WHERE id IN ({','.join('?' * len(chunk))})"
+            )
             for r in conn.execute(q, chunk):
                 found[r[0]] = Doc(r[0], r[1], r[2], json.loads(r[3]), _vec(r[4], self.dim), r[5])
         return [found[i] for i in ids if i in found]
 
     def get_by_labels(self, labels: list[int]) -> dict[int, Doc]:
         conn = self._conn()
-        q = ("SELECT id, label, text, metadata, vector, content_hash FROM documents "
-             f"WHERE label IN ({','.join('?' * len(labels))})")
-        return {
-            r[1]: Doc(r[0], r[1], r[2], json.loads(r[3]), _vec(r[4], self.dim), r[5])
-            for r in conn.execute(q, labels)
-        } if labels else {}
+        q = (
+            "SELECT id, label, text, metadata, vector, content_hash FROM documents "
+            f"WHERE label IN ({','.join('?' * len(labels))})"
+        )
+        return (
+            {
+                r[1]: Doc(r[0], r[1], r[2], json.loads(r[3]), _vec(r[4], self.dim), r[5])
+                for r in conn.execute(q, labels)
+            }
+            if labels
+            else {}
+        )
 
     def content_hashes(self, ids: list[str]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -325,20 +349,34 @@ class Store:
             args.append(after)
         q += " ORDER BY id LIMIT ?"
         args.append(limit)
-        return [Doc(r[0], r[1], r[2], json.loads(r[3]), _vec(r[4], self.dim), r[5])
-                for r in self._conn().execute(q, args)]
+        return [
+            Doc(r[0], r[1], r[2], json.loads(r[3]), _vec(r[4], self.dim), r[5])
+            for r in self._conn().execute(q, args)
+        ]
 
     def count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM documents").fetchone()[0])
 
     # ---- snapshots ------------------------------------------------------------------------
-    def write_snapshot(self, seq: int, built_n: int, labels: NDArray[np.int64], payload: bytes,
-                       spec: dict[str, Any]) -> Path:
+    def write_snapshot(
+        self,
+        seq: int,
+        built_n: int,
+        labels: NDArray[np.int64],
+        payload: bytes,
+        spec: dict[str, Any],
+    ) -> Path:
         body = np.ascontiguousarray(labels, dtype=np.int64).tobytes() + payload
-        header = json.dumps({
-            "seq": seq, "built_n": built_n, "n_labels": len(labels), "spec": spec,
-            "sha256": hashlib.sha256(body).hexdigest(), "created": time.time(),
-        }).encode()
+        header = json.dumps(
+            {
+                "seq": seq,
+                "built_n": built_n,
+                "n_labels": len(labels),
+                "spec": spec,
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "created": time.time(),
+            }
+        ).encode()
         snaps = self.path / "snapshots"
         snaps.mkdir(exist_ok=True)
         target = snaps / f"ann-{seq:012d}.bin"
@@ -348,7 +386,9 @@ class Store:
                 old.unlink()
         return target
 
-    def read_snapshots(self, spec: dict[str, Any]) -> Iterator[tuple[int, int, NDArray[np.int64], bytes]]:
+    def read_snapshots(
+        self, spec: dict[str, Any]
+    ) -> Iterator[tuple[int, int, NDArray[np.int64], bytes]]:
         """Valid snapshots for `spec`, newest first: (seq, built_n, labels, faiss bytes).
         Damaged or foreign files are skipped, so a torn write can only cost a rebuild."""
         snaps = self.path / "snapshots"

@@ -26,8 +26,9 @@ def build_words(
         assert col.embedder is not None
         words = col.embedder.vocabulary()
     if not words:
-        raise InvalidInput(f"embedder {col.embedder_name!r} has no vocabulary: pass a word list",
-                           field="words")
+        raise InvalidInput(
+            f"embedder {col.embedder_name!r} has no vocabulary: pass a word list", field="words"
+        )
     words = sorted(set(words))
     for start in range(0, len(words), batch_size):
         chunk = words[start : start + batch_size]

@@ -23,8 +23,12 @@ from indexer.errors import (
 from indexer.filters import compile_filter
 
 TEXTS = [
-    "the cat sat on the mat", "dogs bark at the mailman", "a cat chased a mouse",
-    "stock markets fell sharply", "the central bank raised rates", "kittens sleep all day",
+    "the cat sat on the mat",
+    "dogs bark at the mailman",
+    "a cat chased a mouse",
+    "stock markets fell sharply",
+    "the central bank raised rates",
+    "kittens sleep all day",
 ]
 
 
@@ -32,8 +36,11 @@ def seeded_docs(n: int, dim: int = 16, seed: int = 0) -> list[DocumentIn]:
     rng = np.random.default_rng(seed)
     sources = ["news", "blog", "paper"]
     return [
-        DocumentIn(id=f"d{i}", vector=rng.normal(size=dim).astype(np.float32),
-                   metadata={"source": sources[i % 3], "year": 2000 + i % 25, "tags": [f"t{i % 4}"]})
+        DocumentIn(
+            id=f"d{i}",
+            vector=rng.normal(size=dim).astype(np.float32),
+            metadata={"source": sources[i % 3], "year": 2000 + i % 25, "tags": [f"t{i % 4}"]},
+        )
         for i in range(n)
     ]
 
@@ -63,7 +70,7 @@ def test_deleted_ids_never_return(engine: Engine, kind: str) -> None:
     col.upsert(docs)
     assert col.describe()["ann"]["built"] == (kind != "flat")
     gone = {f"d{i}" for i in range(0, 600, 3)}
-    assert set(col.delete(ids=sorted(gone) + ["never-existed"])) == gone
+    assert set(col.delete(ids=[*sorted(gone), "never-existed"])) == gone
     for d in docs[:60]:
         for exact in (False, True):
             hits = col.search(Query(vector=d.vector, k=20, exact=exact))
@@ -115,7 +122,9 @@ def test_score_threshold_respects_metric_direction(engine: Engine) -> None:
         t = all_hits[10].score
         hits = col.search(Query(vector=docs[0].vector, k=100, score_threshold=t))
         if metric == "l2":
-            assert all(h.score <= t for h in hits) and all_hits[0].score == pytest.approx(0, abs=1e-5)
+            assert all(h.score <= t for h in hits) and all_hits[0].score == pytest.approx(
+                0, abs=1e-5
+            )
         else:
             assert all(h.score >= t for h in hits)
         assert len(hits) >= 11
@@ -126,12 +135,18 @@ def test_bad_input_changes_nothing(engine: Engine) -> None:
     col.upsert([DocumentIn(id="a", vector=[1, 0, 0, 0])])
     bad_batches = [
         ([DocumentIn(id="b", vector=[1, 0, 0])], DimensionMismatch, "documents[0].vector"),
-        ([DocumentIn(id="b", vector=[1, 0, 0, 0]), DocumentIn(id="c", vector=[np.nan, 0, 0, 0])],
-         InvalidInput, "documents[1].vector"),
+        (
+            [DocumentIn(id="b", vector=[1, 0, 0, 0]), DocumentIn(id="c", vector=[np.nan, 0, 0, 0])],
+            InvalidInput,
+            "documents[1].vector",
+        ),
         ([DocumentIn(id="b", vector=[0, 0, 0, 0])], InvalidInput, "documents[0].vector"),
         ([DocumentIn(id="", vector=[1, 0, 0, 0])], InvalidInput, "documents[0].id"),
-        ([DocumentIn(id="b", vector=[1, 0, 0, 0]), DocumentIn(id="b", vector=[0, 1, 0, 0])],
-         InvalidInput, "documents[1].id"),
+        (
+            [DocumentIn(id="b", vector=[1, 0, 0, 0]), DocumentIn(id="b", vector=[0, 1, 0, 0])],
+            InvalidInput,
+            "documents[1].id",
+        ),
         ([DocumentIn(id="b", text="needs an embedder")], InvalidInput, "documents[0].vector"),
         ([DocumentIn(id="b")], InvalidInput, "documents[0]"),
     ]
@@ -200,8 +215,13 @@ def test_round_trip_in_a_new_process(tmp_path: Path, kind: str) -> None:
         v = col.get(qid).vector
         expected[qid] = [[h.id, round(h.score, 5)] for h in col.search(Query(vector=v, k=5))]
     engine.close()
-    run = subprocess.run([sys.executable, "-c", REOPEN, str(tmp_path)], capture_output=True,
-                         text=True, check=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", REOPEN, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     got = json.loads(run.stdout)
     assert got["count"] == 1000 - len(range(3, 1000, 7))
     for qid, hits in expected.items():

@@ -27,7 +27,9 @@ def reference_scores(metric: str, corpus: np.ndarray, queries: np.ndarray) -> np
     return scores
 
 
-def brute_force(metric: str, corpus: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def brute_force(
+    metric: str, corpus: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k ids and scores, best first (cosine/dot: higher is better; l2 distance: lower), and
     the full score matrix (higher is better) to judge ties."""
     scores = reference_scores(metric, corpus, queries)
