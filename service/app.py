@@ -1,0 +1,67 @@
+"""The app factory. Importing this module is cheap: the engine is created by the lifespan."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from indexer import Engine, Settings
+from indexer.settings import load_settings
+from service.errors import install_error_handlers
+from service.middleware import ApiKeyMiddleware, BodyLimitMiddleware
+from service.models import ErrorResponse
+from service.routers import (
+    analogy,
+    collections,
+    documents,
+    embeddings,
+    health,
+    search,
+    similarity,
+)
+from service.warmup import Warmup
+
+DESCRIPTION = """A vector search service that shows its math: collections of documents embedded
+with all-MiniLM-L6-v2 (or your vectors), searched by cosine, L2 or dot product over FAISS;
+word analogies; pairwise similarity; OpenAI-compatible embeddings.
+
+Errors are JSON `{error, detail, field}`."""
+ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 500, 503)}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A FastAPI app over one engine on `settings.data_dir`; nothing heavy until start-up."""
+    settings = settings if settings is not None else load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = Engine(settings)
+        warmup = Warmup(engine, settings)
+        app.state.engine, app.state.warmup = engine, warmup
+        warmup.start()
+        try:
+            yield
+        finally:
+            warmup.close()
+            engine.close()
+
+    app = FastAPIOffline(
+        title="vector-primer", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for module in (collections, documents, search, analogy, similarity, embeddings):
+        app.include_router(module.router, prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
+    if importlib.util.find_spec("service.routers.math") is not None:  # primer_math's routes
+        app.include_router(importlib.import_module("service.routers.math").router)
+    # Starlette runs the last added middleware first: the key is checked before a body is read.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    return app

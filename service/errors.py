@@ -1,0 +1,105 @@
+"""Every error leaves the service as JSON `{error, detail, field}` with the right status.
+
+Engine errors carry their own status (`VPError.status`); request validation errors become 422
+naming the field in the engine's spelling (`documents[0].vector`); anything unexpected is a 500
+whose body never contains a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from indexer import VPError
+
+log = logging.getLogger("vector_primer.service")
+
+_SOURCES = ("body", "query", "path", "header", "cookie")
+_HTTP_CODES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    503: "not_ready",
+}
+
+
+class ModelNotFound(VPError):
+    """An embeddings request named a model this service does not serve (OpenAI's code)."""
+
+    status = 404
+    code = "model_not_found"
+
+
+def error_body(code: str, detail: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail, "field": field, **extra}
+
+
+def error_response(
+    status: int,
+    code: str,
+    detail: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(code, detail, field), status_code=status, headers=dict(headers or {})
+    )
+
+
+def field_name(loc: Sequence[str | int]) -> str:
+    """('body', 'documents', 0, 'vector') -> 'documents[0].vector'; ('query', 'k') -> 'k'."""
+    parts = list(loc[1:] if loc and loc[0] in _SOURCES else loc)
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or (str(loc[0]) if loc else "body")
+
+
+def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            field = "body"
+            msg = f"body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
+        else:
+            field = field_name(err.get("loc", ()))
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        errors.append({"field": field, "detail": msg})
+    first = errors[0] if errors else {"field": "body", "detail": "invalid request"}
+    body = error_body(
+        "invalid_input", f"{first['field']}: {first['detail']}", first["field"], errors=errors
+    )
+    return JSONResponse(body, status_code=422)
+
+
+def _engine_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VPError)
+    if exc.status >= 500:
+        log.error("engine error %s: %s", exc.code, exc.detail)
+    return error_response(exc.status, exc.code, exc.detail, exc.field)
+
+
+def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal error; the server log has the details")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(VPError, _engine_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

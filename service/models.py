@@ -1,0 +1,386 @@
+"""Request and response bodies: `XRequest` / `XResponse`, with a bound on every list and string.
+
+Request models are strict (no "3" for 3, no true for 1), refuse unknown fields (a typo such as
+`top_k` is an error, not a silent default) and refuse NaN/Infinity. Bounds that depend on the
+settings (`VP_MAX_K`, `VP_MAX_BATCH`) are checked by `check_limits`, naming the field the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat
+
+from indexer import DocumentIn as EngineDocument
+from indexer import Hit, Query, Settings
+from indexer.analogy import AnalogyResult
+from indexer.errors import InvalidInput
+from indexer.store import Doc
+
+MAX_TEXT_CHARS = 100_000
+MAX_ID_CHARS = 512
+MAX_DIM = 65_536
+MAX_K = 10_000
+MAX_DOCUMENTS = 100_000  # hard cap; VP_MAX_BATCH is usually lower
+MAX_SEARCHES = 256
+MAX_TERMS = 16
+MAX_SIMILARITY_TEXTS = 256
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return text
+
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]
+Term = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+DocId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+Vector = Annotated[list[StrictFloat], Field(min_length=1, max_length=MAX_DIM)]
+CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, examples=["articles"])]
+Metric = Literal["cosine", "l2", "dot"]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+def check_at_most(value: int, limit: int, field: str, setting: str) -> None:
+    if value > limit:
+        raise InvalidInput(
+            f"{field} is {value}, more than the limit {limit} ({setting})", field=field
+        )
+
+
+class FieldError(Response):
+    field: str
+    detail: str
+
+
+class ErrorResponse(Response):
+    error: str = Field(examples=["collection_not_found"])
+    detail: str = Field(examples=["no collection named 'articles'"])
+    field: str | None = Field(None, examples=["name"])
+    errors: list[FieldError] | None = Field(None, exclude_if=lambda v: v is None)
+
+
+# ---- health --------------------------------------------------------------------------------
+class LiveResponse(Response):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(Response):
+    status: Literal["ready"] = "ready"
+    collections: list[str]
+    words: str = Field(description="state of the default 'words' collection")
+
+
+# ---- collections ---------------------------------------------------------------------------
+class CreateCollectionRequest(Request):
+    name: CollectionName
+    metric: Metric = "cosine"
+    index: Literal["flat", "hnsw", "ivf", "ivfpq", "sq8"] = "flat"
+    params: dict[str, int] | None = Field(None, examples=[{"m": 32, "ef_construction": 200}])
+    embedder: str | None = Field(None, max_length=256, description="default: the service's")
+    dim: int | None = Field(None, ge=1, le=MAX_DIM, description="only for vector-only collections")
+
+
+class CollectionResponse(Response):
+    name: str
+    metric: str
+    index: str
+    dim: int
+    embedder: str | None
+    params: dict[str, Any]
+    count: int
+    score: str = Field(description="how to read hit scores for this metric")
+    seq: int
+    generation: int
+    ann: dict[str, Any]
+
+
+class CollectionListResponse(Response):
+    collections: list[CollectionResponse]
+
+
+class DropCollectionResponse(Response):
+    name: str
+    dropped: bool = True
+
+
+# ---- documents -----------------------------------------------------------------------------
+class DocumentIn(Request):
+    id: DocId
+    text: Text | None = None
+    vector: Vector | None = None
+    metadata: dict[str, Any] | None = None
+
+    def to_engine(self) -> EngineDocument:
+        return EngineDocument(self.id, self.text, self.vector, self.metadata)
+
+
+class UpsertRequest(Request):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=MAX_DOCUMENTS)
+    skip_unchanged: bool = Field(
+        False,
+        description="skip documents stored with the same "
+        "text, metadata and vector (for resumable batch jobs)",
+    )
+
+    def check_limits(self, settings: Settings) -> None:
+        check_at_most(len(self.documents), settings.max_batch, "documents", "VP_MAX_BATCH")
+
+
+class UpsertResponse(Response):
+    collection: str
+    upserted: int
+    skipped: int
+    count: int
+
+
+class DocumentResponse(Response):
+    id: str
+    text: str | None
+    metadata: dict[str, Any]
+    vector: list[float] | None = Field(None, exclude_if=lambda v: v is None)
+
+    @classmethod
+    def from_doc(cls, doc: Doc, with_vector: bool) -> DocumentResponse:
+        vector = doc.vector.tolist() if with_vector else None
+        return cls(id=doc.id, text=doc.text, metadata=doc.metadata, vector=vector)
+
+
+class DocumentListResponse(Response):
+    documents: list[DocumentResponse]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page; null at the end"
+    )
+
+
+class DeleteRequest(Request):
+    ids: list[DocId] | None = Field(None, max_length=MAX_DOCUMENTS)
+    filter: dict[str, Any] | None = Field(None, min_length=1, examples=[{"source": "news"}])
+
+    def check_limits(self, settings: Settings) -> None:
+        check_at_most(len(self.ids or []), settings.max_batch, "ids", "VP_MAX_BATCH")
+
+
+class DeleteResponse(Response):
+    deleted: list[str]
+    count: int
+
+
+# ---- search --------------------------------------------------------------------------------
+class SearchParams(Request):
+    ef_search: int | None = Field(None, ge=1, le=100_000, description="HNSW breadth")
+    nprobe: int | None = Field(None, ge=1, le=100_000, description="IVF lists probed")
+
+
+class SearchRequest(Request):
+    query: Text | None = Field(None, description="text, embedded with the collection's embedder")
+    vector: Vector | None = None
+    k: int = Field(10, ge=1, le=MAX_K)
+    filter: dict[str, Any] | None = Field(None, examples=[{"year": {"$gte": 2020}}])
+    score_threshold: float | None = Field(None, description="keep scores at least this good")
+    exact: bool = Field(False, description="brute force, even on an ANN index")
+    with_vectors: bool = False
+    params: SearchParams | None = None
+
+    def check_limits(self, settings: Settings, prefix: str = "") -> None:
+        check_at_most(self.k, settings.max_k, f"{prefix}k", "VP_MAX_K")
+        if (self.query is None) == (self.vector is None):
+            raise InvalidInput("give exactly one of query (text) or vector", field=f"{prefix}query")
+
+    def to_query(self) -> Query:
+        p = self.params
+        return Query(
+            text=self.query,
+            vector=self.vector,
+            k=self.k,
+            filter=self.filter,
+            score_threshold=self.score_threshold,
+            exact=self.exact,
+            with_vectors=self.with_vectors,
+            ef_search=p.ef_search if p else None,
+            nprobe=p.nprobe if p else None,
+        )
+
+
+class BatchSearchRequest(Request):
+    searches: list[SearchRequest] = Field(min_length=1, max_length=MAX_SEARCHES)
+
+    def check_limits(self, settings: Settings) -> None:
+        for i, s in enumerate(self.searches):
+            s.check_limits(settings, prefix=f"searches[{i}].")
+
+
+class SearchHit(Response):
+    id: str
+    score: float
+    text: str | None
+    metadata: dict[str, Any]
+    vector: list[float] | None = Field(None, exclude_if=lambda v: v is None)
+
+    @classmethod
+    def from_hit(cls, h: Hit) -> SearchHit:
+        return cls(id=h.id, score=h.score, text=h.text, metadata=h.metadata, vector=h.vector)
+
+
+class SearchResponse(Response):
+    metric: str
+    higher_is_better: bool = Field(description="false for l2 (a distance), true otherwise")
+    hits: list[SearchHit] = Field(description="best first")
+
+    @classmethod
+    def from_hits(cls, metric: str, hits: list[Hit]) -> SearchResponse:
+        return cls(
+            metric=metric,
+            higher_is_better=metric != "l2",
+            hits=[SearchHit.from_hit(h) for h in hits],
+        )
+
+
+class BatchSearchResponse(Response):
+    metric: str
+    higher_is_better: bool
+    results: list[SearchResponse] = Field(description="one per search, in request order")
+
+
+# ---- analogy -------------------------------------------------------------------------------
+class AnalogyRequest(Request):
+    positive: list[Term] = Field(min_length=1, max_length=MAX_TERMS, examples=[["king", "woman"]])
+    negative: list[Term] = Field(default_factory=list, max_length=MAX_TERMS, examples=[["man"]])
+    collection: CollectionName = "words"
+    k: int = Field(5, ge=1, le=MAX_K)
+    method: Literal["3cosadd", "3cosmul"] = "3cosadd"
+    exclude_inputs: bool = True
+
+
+class AnalogyTerm(Response):
+    term: str
+    source: str = Field(description="'document' (the term is a document id) or 'embedded'")
+    document: str | None
+
+
+class AnalogyHit(Response):
+    id: str
+    score: float
+    text: str | None
+    metadata: dict[str, Any]
+    cosines: dict[str, float] = Field(description="cosine of this hit to each input term")
+
+
+class AnalogyResponse(Response):
+    collection: str
+    method: str
+    expression: str = Field(examples=["king - man + woman"])
+    terms: list[AnalogyTerm]
+    hits: list[AnalogyHit]
+
+    @classmethod
+    def from_result(
+        cls, collection: str, positive: list[str], negative: list[str], r: AnalogyResult
+    ) -> AnalogyResponse:
+        # written the way people say it: king - man + woman
+        expr = (
+            positive[0]
+            + "".join(f" - {t}" for t in negative)
+            + "".join(f" + {t}" for t in positive[1:])
+        )
+        hits = [
+            AnalogyHit(id=h.id, score=h.score, text=h.text, metadata=h.metadata, cosines=h.cosines)
+            for h in r.hits
+        ]
+        terms = [AnalogyTerm(**t) for t in r.terms]
+        return cls(collection=collection, method=r.method, expression=expr, terms=terms, hits=hits)
+
+
+# ---- similarity ----------------------------------------------------------------------------
+class SimilarityRequest(Request):
+    texts: list[Text] = Field(
+        min_length=2,
+        max_length=MAX_SIMILARITY_TEXTS,
+        examples=[["a cat sat on the mat", "a kitten rested on the rug"]],
+    )
+
+
+class PairSimilarity(Response):
+    cosine: float
+    l2: float
+    dot: float
+    angle_degrees: float
+
+
+class SimilarityResponse(Response):
+    embedder: str
+    dim: int
+    texts: list[str]
+    cosine: list[list[float]] = Field(description="cos(a, b) = a.b / (|a||b|), higher is closer")
+    l2: list[list[float]] = Field(description="|a - b|, lower is closer")
+    dot: list[list[float]] = Field(description="a.b, higher is closer")
+    angle_degrees: list[list[float]] = Field(description="arccos(cosine) in degrees")
+    pair: PairSimilarity | None = Field(
+        None, exclude_if=lambda v: v is None, description="the four numbers, for two texts"
+    )
+
+
+# ---- embeddings (the OpenAI wire format) ----------------------------------------------------
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit per request
+TOKEN_ARRAYS = (
+    "token arrays are not supported, send strings (LangChain: "
+    "OpenAIEmbeddings(..., check_embedding_ctx_length=False))"
+)
+
+
+def _check_input(value: Any) -> Any:
+    """Clear messages for what OpenAI clients may send: a string, a list of strings, or
+    (which we cannot decode: the token ids are another tokenizer's) lists of token ids."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError("input must be a string or a list of strings")
+    if not 1 <= len(items) <= MAX_EMBEDDING_INPUTS:
+        raise ValueError(f"input must hold 1 to {MAX_EMBEDDING_INPUTS} strings")
+    for i, item in enumerate(items):
+        if isinstance(item, (int, list)):
+            raise ValueError(TOKEN_ARRAYS)
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"input[{i}] must be a non-empty string")
+        if len(item) > MAX_TEXT_CHARS:
+            raise ValueError(f"input[{i}] is longer than {MAX_TEXT_CHARS} characters")
+    return value
+
+
+class EmbeddingsRequest(Request):
+    input: Annotated[str | list[str], BeforeValidator(_check_input)] = Field(
+        examples=["The food was delicious", ["first text", "second text"]]
+    )
+    model: str | None = Field(None, max_length=256, description="default: the service's embedder")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1, description="must equal the model's dimension")
+    user: str | None = Field(None, max_length=256, description="accepted and ignored")
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class Embedding(Response):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32")
+
+
+class Usage(Response):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(Response):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage

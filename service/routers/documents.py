@@ -1,0 +1,78 @@
+"""Documents of one collection: upsert, get, list, delete one, delete by ids or filter."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from indexer.errors import DocumentNotFound
+from service.deps import EngineDep, SettingsDep
+from service.models import (
+    DeleteRequest,
+    DeleteResponse,
+    DocumentListResponse,
+    DocumentResponse,
+    UpsertRequest,
+    UpsertResponse,
+)
+
+router = APIRouter(tags=["documents"])
+WithVectors = Annotated[bool, Query(description="include each document's stored vector")]
+
+
+@router.put("/collections/{name}/documents")
+def upsert_documents(
+    name: str, req: UpsertRequest, engine: EngineDep, settings: SettingsDep
+) -> UpsertResponse:
+    """Insert or replace documents by id, all or nothing. A text without a vector is embedded
+    here; the write is durable before the response is sent."""
+    req.check_limits(settings)
+    col = engine.collection(name)
+    counts = col.upsert([d.to_engine() for d in req.documents], req.skip_unchanged)
+    return UpsertResponse(collection=name, count=col.count(), **counts)
+
+
+@router.get("/collections/{name}/documents")
+def list_documents(
+    name: str,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
+    with_vectors: WithVectors = False,
+) -> DocumentListResponse:
+    """One page of documents in id order; follow `next_cursor` until it is null."""
+    docs, next_cursor = engine.collection(name).page(limit, cursor)
+    return DocumentListResponse(
+        documents=[DocumentResponse.from_doc(d, with_vectors) for d in docs],
+        next_cursor=next_cursor,
+    )
+
+
+@router.post("/collections/{name}/documents/delete")
+def delete_documents(
+    name: str, req: DeleteRequest, engine: EngineDep, settings: SettingsDep
+) -> DeleteResponse:
+    """Delete by ids and/or a metadata filter; returns the ids that were there and are gone."""
+    req.check_limits(settings)
+    deleted = engine.collection(name).delete(req.ids, req.filter)
+    return DeleteResponse(deleted=deleted, count=len(deleted))
+
+
+@router.get("/collections/{name}/documents/{doc_id:path}")
+def get_document(
+    name: str, doc_id: str, engine: EngineDep, with_vectors: WithVectors = False
+) -> DocumentResponse:
+    """One document by id, with its stored vector if asked."""
+    return DocumentResponse.from_doc(engine.collection(name).get(doc_id), with_vectors)
+
+
+@router.delete("/collections/{name}/documents/{doc_id:path}")
+def delete_document(name: str, doc_id: str, engine: EngineDep) -> DeleteResponse:
+    """Delete one document; 404 if it is not there."""
+    deleted = engine.collection(name).delete([doc_id])
+    if not deleted:
+        raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}", field="id")
+    return DeleteResponse(deleted=deleted, count=1)

@@ -1,0 +1,78 @@
+"""Start-up work that must not hold up `/livez`: load the embedder, open every collection and
+build the default `words` collection if it is missing or incomplete (resumable), in a thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from indexer import Engine, Settings, VPError
+from indexer.words import WORDS, build_words
+
+log = logging.getLogger("vector_primer.service")
+
+
+class Stopped(Exception):
+    """Raised inside the build when the service shuts down; the build resumes next start."""
+
+
+class Warmup:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.failed: str | None = None
+        self.progress = "waiting to start"
+        self.collections: list[str] = []
+        self.words = "not built (VP_BUILD_WORDS is false)"
+        self.thread = threading.Thread(target=self._run, name="vp-warmup", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.progress = f"loading embedder {self.settings.embedder!r}"
+            self.engine.embedder()
+            self.progress = "opening collections"
+            self.engine.list_collections()
+            if self.settings.build_words:
+                self._build_words()
+            self.collections = [c["name"] for c in self.engine.list_collections()]
+            self.ready.set()
+            log.info("ready: %d collection(s)", len(self.collections))
+        except Stopped:
+            log.info("start-up interrupted by shutdown (the words build resumes next start)")
+        except Exception as e:
+            self.failed = f"{type(e).__name__}: {e}"
+            log.exception("start-up failed")
+
+    def _build_words(self) -> None:
+        vocabulary = self.engine.embedder().vocabulary()
+        if not vocabulary:
+            self.words = f"not built: embedder {self.settings.embedder!r} has no vocabulary"
+            return
+        done = 0
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done += n
+            self.progress = f"building the {WORDS!r} collection: {done}/{len(vocabulary)} words"
+            if done % 5120 < n or done == len(vocabulary):
+                log.info(self.progress)
+            if self.stop.is_set():
+                raise Stopped
+
+        try:
+            col = build_words(self.engine, words=vocabulary, progress=progress)
+        except VPError as e:  # e.g. a `words` collection made with another embedder
+            self.words = f"not built: {e.detail}"
+            log.warning("the %r collection was not built: %s", WORDS, e.detail)
+            return
+        self.words = f"ready ({col.count()} words)"
