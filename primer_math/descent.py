@@ -248,3 +248,18 @@ def run(
                 diverged = True
                 break
     return Trajectory(np.array(points), np.array(losses), diverged)
+
+
+def compare_learning_rates(
+    surface_name: str, optimizer: str, steps: int = 200, lr: float | None = None
+) -> list[tuple[str, Trajectory]]:
+    """The same descent at lr / 10, lr and 3 lr: crawling, arriving, overshooting (or worse).
+
+    ``lr`` defaults to the surface's suggested rate for this optimizer.
+
+    >>> [(label, t.diverged) for label, t in compare_learning_rates("bowl", "sgd", steps=100)]
+    [('lr=0.01', False), ('lr=0.1', False), ('lr=0.3', True)]
+    """
+    base = suggested_lr(surface_name, optimizer) if lr is None else lr
+    rates = (base / 10, base, 3 * base)
+    return [(f"lr={r:.3g}", run(surface_name, optimizer, r, steps)) for r in rates]

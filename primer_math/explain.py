@@ -5,6 +5,7 @@ what it means for someone building an LLM application, and where to try it in th
 Topics have aliases (``geometry`` -> ``vectors``, ``temperature`` -> ``softmax``, ...).
 """
 
+import textwrap
 from dataclasses import asdict, dataclass
 
 
@@ -25,11 +26,15 @@ class Explanation:
 
     def as_text(self) -> str:
         """The explanation as a few labelled paragraphs, for a terminal."""
+
+        def wrap(text: str, indent: str = "") -> str:
+            return textwrap.fill(text, 100, initial_indent=indent, subsequent_indent=indent)
+
         try_it = "\n".join(f"  {line}" for line in self.try_it)
         return (
-            f"{self.title}\n{'=' * len(self.title)}\n\n{self.intuition}\n\n"
-            f"Formula:\n  {self.formula}\n\nFor an LLM app:\n  {self.for_llm_apps}\n\n"
-            f"Try it:\n{try_it}\n"
+            f"{self.title}\n{'=' * len(self.title)}\n\n{wrap(self.intuition)}\n\n"
+            f"Formula:\n{wrap(self.formula, '  ')}\n\n"
+            f"For an LLM app:\n{wrap(self.for_llm_apps, '  ')}\n\nTry it:\n{try_it}\n"
         )
 
 
