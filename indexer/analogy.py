@@ -83,8 +83,8 @@ def analogy(
             zip(names, [float(c) for c in np.concatenate([cos_p[i], cos_n[i]])], strict=True)
         )
         hits.append(AnalogyHit(d.id, float(scores[i]), d.text, d.metadata, cos))
-    terms = [{"term": t, "source": src, "document": doc} for t, _, src, doc in resolved]
-    return AnalogyResult(method, hits, terms)
+    sources = [{"term": t, "source": src, "document": doc} for t, _, src, doc in resolved]
+    return AnalogyResult(method, hits, sources)
 
 
 _EXPR = re.compile(r"^\s*[+-]?\s*[^+\-\s][^+\-]*(\s*[+-]\s*[^+\-\s][^+\-]*)*$")

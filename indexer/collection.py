@@ -301,9 +301,10 @@ class Collection:
         for j, i in enumerate(to_embed):
             vectors[i] = embedded[j]
         new = [
-            NewDoc(docs[i].id, docs[i].text, docs[i].metadata or {}, vectors[i], hashes[i])
+            NewDoc(docs[i].id, docs[i].text, docs[i].metadata or {}, v, hashes[i])
             for i in keep
-        ]  # type: ignore[arg-type]
+            if (v := vectors[i]) is not None
+        ]
         if new:
             with self._write_mutex:
                 self.store.upsert(new)
@@ -447,7 +448,8 @@ class Collection:
             if self._unit_cache is None or self._unit_cache[0] != self.seq:
                 labels, x = self.index.labels(), self.index.vectors()
                 norms = np.linalg.norm(x, axis=1, keepdims=True)
-                self._unit_cache = (self.seq, labels, x / np.where(norms == 0, 1, norms))
+                unit = (x / np.where(norms == 0, 1, norms)).astype(np.float32)
+                self._unit_cache = (self.seq, labels, unit)
             return self._unit_cache[1], self._unit_cache[2]
 
     def term_vector(self, term: str) -> tuple[NDArray[np.float32], str, str | None]:

@@ -95,7 +95,7 @@ class SentenceTransformerEmbedder:
         path = _model_path(name)
         self.model: Any = SentenceTransformer(path, device="cpu")
         self.name = name
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
         self.batch_size = batch_size
         self._lock = threading.Lock()
 

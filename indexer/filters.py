@@ -18,7 +18,7 @@ from .errors import InvalidFilter
 
 Predicate = Callable[[dict[str, Any]], bool]
 _MISSING = object()
-_COMPARE = {
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "$gt": lambda a, b: a > b,
     "$gte": lambda a, b: a >= b,
     "$lt": lambda a, b: a < b,

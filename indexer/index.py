@@ -21,12 +21,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InvalidInput
 
+# faiss ships stubs that lag behind its SWIG API (SearchParametersHNSW, sel=...): treat as Any
+faiss: Any = _faiss
 Vectors = NDArray[np.float32]
 Labels = NDArray[np.int64]
 
@@ -130,7 +132,7 @@ class VectorIndex:
         x = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if self.metric == "cosine":
             norms = np.linalg.norm(x, axis=1, keepdims=True)
-            x = x / np.where(norms == 0, 1, norms)
+            x = (x / np.where(norms == 0, 1, norms)).astype(np.float32)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     @property
