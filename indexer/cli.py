@@ -40,18 +40,24 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
     """Options accepted both before and after the subcommand."""
     d: Any = argparse.SUPPRESS if suppress else None
     p.add_argument("--data-dir", default=d, help="where collections live (env VP_DATA_DIR)")
-    p.add_argument("--embedder", default=d,
-                   help="embedder for new collections: all-MiniLM-L6-v2 (default), a "
-                   "sentence-transformers path, or hash-<dim> (env VP_EMBEDDER)")
+    p.add_argument(
+        "--embedder",
+        default=d,
+        help="embedder for new collections: all-MiniLM-L6-v2 (default), a "
+        "sentence-transformers path, or hash-<dim> (env VP_EMBEDDER)",
+    )
     p.add_argument("--json", action="store_true", default=d, help="machine-readable output")
-    p.add_argument("--debug", action="store_true", default=d,
-                   help="show the traceback of unexpected errors")
+    p.add_argument(
+        "--debug", action="store_true", default=d, help="show the traceback of unexpected errors"
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m indexer", description="vector-primer batch jobs: build collections from "
-        "files, query them, try analogies.")
+        prog="python -m indexer",
+        description="vector-primer batch jobs: build collections from "
+        "files, query them, try analogies.",
+    )
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -64,21 +70,34 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", "-c", required=True)
     p.add_argument("--input", "-i", required=True, help="file, folder, or - for stdin")
     p.add_argument("--format", "-f", choices=readers.FORMATS, default="auto")
-    p.add_argument("--id-field", help="JSONL/CSV field holding the id (default: 'id' if "
-                   "present, else <file stem>:<line>)")
-    p.add_argument("--text-field", default="text",
-                   help="field(s) holding the text; several, comma-separated, are joined")
-    p.add_argument("--metadata-fields", help="comma-separated fields to keep as metadata "
-                   "(default: every other field; '' for none)")
+    p.add_argument(
+        "--id-field",
+        help="JSONL/CSV field holding the id (default: 'id' if present, else <file stem>:<line>)",
+    )
+    p.add_argument(
+        "--text-field",
+        default="text",
+        help="field(s) holding the text; several, comma-separated, are joined",
+    )
+    p.add_argument(
+        "--metadata-fields",
+        help="comma-separated fields to keep as metadata (default: every other field; '' for none)",
+    )
     p.add_argument("--id-prefix", help="plain text: ids are <prefix>:<line> (default: stem)")
     p.add_argument("--batch-size", type=int, default=jobs.DEFAULT_BATCH)
     p.add_argument("--metric", choices=METRICS, help="for a new collection (default cosine)")
     p.add_argument("--index", choices=KINDS, help="for a new collection (default flat)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="index parameter, e.g. M=32, ef_search=128, nlist=256 (repeatable)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="index parameter, e.g. M=32, ef_search=128, nlist=256 (repeatable)",
+    )
     p.add_argument("--url", help="send the documents to a running service instead")
-    p.add_argument("--api-key", default=os.environ.get("VP_API_KEY"),
-                   help="with --url (env VP_API_KEY)")
+    p.add_argument(
+        "--api-key", default=os.environ.get("VP_API_KEY"), help="with --url (env VP_API_KEY)"
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if any record was bad")
 
     p = cmd("words", "build the word collection for analogies from the model's vocabulary")
@@ -100,8 +119,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", "-k", type=int, default=5)
     p.add_argument("--include-inputs", action="store_true", help="do not exclude input terms")
 
-    for name, help in (("info", "describe a collection"), ("rebuild", "rebuild the ANN index "
-                       "from the stored vectors and publish a snapshot")):
+    for name, help in (
+        ("info", "describe a collection"),
+        ("rebuild", "rebuild the ANN index from the stored vectors and publish a snapshot"),
+    ):
         cmd(name, help).add_argument("name")
     cmd("list", "list collections")
     p = cmd("drop", "delete a collection and its documents")
@@ -136,8 +157,10 @@ def table(headers: list[str], rows: list[list[Any]], right: set[int] | None = No
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for r in cells:
-        parts = [c.rjust(w) if i in right else c.ljust(w)
-                 for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
 
@@ -165,9 +188,15 @@ def cmd_build(engine: Engine, args: argparse.Namespace) -> int:
         (bar.write if bar is not None else _err)(str(b))  # keeps the bar intact
 
     summary = jobs.BuildSummary(collection=args.collection)
-    kw: dict[str, Any] = dict(batch_size=args.batch_size, metric=args.metric, index=args.index,
-                              params=_params(args.param), on_bad=on_bad, summary=summary,
-                              progress=bar.update if bar is not None else None)
+    kw: dict[str, Any] = dict(
+        batch_size=args.batch_size,
+        metric=args.metric,
+        index=args.index,
+        params=_params(args.param),
+        on_bad=on_bad,
+        summary=summary,
+        progress=bar.update if bar is not None else None,
+    )
     try:
         if args.url:
             jobs.build_http(args.url, args.collection, items, api_key=args.api_key, **kw)
@@ -195,9 +224,12 @@ def _read_words(path: str) -> list[str]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise readers.InputError(f"cannot read words file {path}: {e}", field="words_file") from None
-    return [w for line in text.splitlines() if not line.lstrip().startswith("#")
-            for w in line.split()]
+        raise readers.InputError(
+            f"cannot read words file {path}: {e}", field="words_file"
+        ) from None
+    return [
+        w for line in text.splitlines() if not line.lstrip().startswith("#") for w in line.split()
+    ]
 
 
 def cmd_words(engine: Engine, args: argparse.Namespace) -> int:
@@ -211,23 +243,32 @@ def cmd_words(engine: Engine, args: argparse.Namespace) -> int:
     if not words:
         raise readers.InputError(
             f"no words: {args.words_file or f'embedder {engine.embedder(args.embedder).name!r}'}"
-            " gives none; pass --words-file", field="words_file")
+            " gives none; pass --words-file",
+            field="words_file",
+        )
     try:
         before = engine.collection(args.collection).count()
     except CollectionNotFound:
         before = 0
     bar = jobs.progress_bar(len(set(words)), args.collection, unit="word")
     try:
-        col = build_words(engine, args.collection, words, args.batch_size,
-                          bar.update if bar is not None else None)
+        col = build_words(
+            engine, args.collection, words, args.batch_size, bar.update if bar is not None else None
+        )
     finally:
         if bar is not None:
             bar.close()
     col.snapshot()
     count, seconds = col.count(), time.monotonic() - start
     if args.json:
-        _json({"collection": col.name, "count": count, "added": count - before,
-               "seconds": round(seconds, 3)})
+        _json(
+            {
+                "collection": col.name,
+                "count": count,
+                "added": count - before,
+                "seconds": round(seconds, 3),
+            }
+        )
     else:
         _out(f"{col.name!r} holds {count} words ({count - before} new) in {seconds:.1f} s")
     return EXIT_OK
@@ -245,13 +286,30 @@ def cmd_query(engine: Engine, args: argparse.Namespace) -> int:
     hits = col.search(Query(text=text, k=args.k, filter=where, exact=args.exact))
     order = "distance (lower is better)" if col.metric == "l2" else "similarity (higher is better)"
     if args.json:
-        _json({"collection": col.name, "query": text, "metric": col.metric, "score": order,
-               "hits": [{"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
-                        for h in hits]})
+        _json(
+            {
+                "collection": col.name,
+                "query": text,
+                "metric": col.metric,
+                "score": order,
+                "hits": [
+                    {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
+                    for h in hits
+                ],
+            }
+        )
         return EXIT_OK
     _out(f"{len(hits)} hits in {col.name!r}, score = {col.metric} {order}")
-    rows = [[i, f"{h.score:.4f}", _short(h.id, 30), _short(h.text or "", 60),
-             _short(h.metadata, 40) if h.metadata else ""] for i, h in enumerate(hits, 1)]
+    rows = [
+        [
+            i,
+            f"{h.score:.4f}",
+            _short(h.id, 30),
+            _short(h.text or "", 60),
+            _short(h.metadata, 40) if h.metadata else "",
+        ]
+        for i, h in enumerate(hits, 1)
+    ]
     if rows:
         _out(table(["#", "score", "id", "text", "metadata"], rows, right={0, 1}))
     return EXIT_OK
@@ -263,16 +321,28 @@ def cmd_analogy(engine: Engine, args: argparse.Namespace) -> int:
     col = engine.collection(args.collection, embedder=args.embedder)
     res = analogy(col, positive, negative, args.k, args.method, not args.include_inputs)
     if args.json:
-        _json({"collection": col.name, "expression": expr, "positive": positive,
-               "negative": negative, "method": res.method, "terms": res.terms,
-               "hits": [{"id": h.id, "score": h.score, "text": h.text, "cosines": h.cosines}
-                        for h in res.hits]})
+        _json(
+            {
+                "collection": col.name,
+                "expression": expr,
+                "positive": positive,
+                "negative": negative,
+                "method": res.method,
+                "terms": res.terms,
+                "hits": [
+                    {"id": h.id, "score": h.score, "text": h.text, "cosines": h.cosines}
+                    for h in res.hits
+                ],
+            }
+        )
         return EXIT_OK
     excluded = "inputs included" if args.include_inputs else "inputs excluded"
     _out(f"{expr}  ({res.method} over {col.name!r}, {excluded})")
     terms = [t["term"] for t in res.terms]
-    rows = [[i, _short(h.id, 30), f"{h.score:.4f}", *[f"{h.cosines[t]:.3f}" for t in terms]]
-            for i, h in enumerate(res.hits, 1)]
+    rows = [
+        [i, _short(h.id, 30), f"{h.score:.4f}", *[f"{h.cosines[t]:.3f}" for t in terms]]
+        for i, h in enumerate(res.hits, 1)
+    ]
     headers = ["#", "term", "score", *[f"cos({t})" for t in terms]]
     _out(table(headers, rows, right={0, *range(2, len(headers))}))
     return EXIT_OK
@@ -296,8 +366,10 @@ def cmd_list(engine: Engine, args: argparse.Namespace) -> int:
     elif not cols:
         _out(f"no collections in {engine.data_dir}")
     else:
-        rows = [[c["name"], c["count"], c["metric"], c["index"], c["dim"], c["embedder"] or "-"]
-                for c in cols]
+        rows = [
+            [c["name"], c["count"], c["metric"], c["index"], c["dim"], c["embedder"] or "-"]
+            for c in cols
+        ]
         _out(table(["name", "count", "metric", "index", "dim", "embedder"], rows, right={1, 4}))
     return EXIT_OK
 
@@ -328,15 +400,24 @@ def cmd_rebuild(engine: Engine, args: argparse.Namespace) -> int:
     if args.json:
         _json({**info, "seconds": round(seconds, 3)})
     else:
-        ann = "exact flat index, nothing to rebuild" if not info["ann"]["built"] else (
-            f"{info['index']} index over {info['ann']['ann_vectors']} vectors")
+        ann = (
+            "exact flat index, nothing to rebuild"
+            if not info["ann"]["built"]
+            else (f"{info['index']} index over {info['ann']['ann_vectors']} vectors")
+        )
         _out(f"rebuilt {col.name!r}: {ann} ({info['count']} documents) in {seconds:.1f} s")
     return EXIT_OK
 
 
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
-    "build": cmd_build, "words": cmd_words, "query": cmd_query, "analogy": cmd_analogy,
-    "info": cmd_info, "list": cmd_list, "drop": cmd_drop, "rebuild": cmd_rebuild,
+    "build": cmd_build,
+    "words": cmd_words,
+    "query": cmd_query,
+    "analogy": cmd_analogy,
+    "info": cmd_info,
+    "list": cmd_list,
+    "drop": cmd_drop,
+    "rebuild": cmd_rebuild,
 }
 WRITES = {"build", "words", "rebuild"}  # commands whose ANN snapshots are published on exit
 
@@ -348,8 +429,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _known(engine: Engine) -> str:
-    names = sorted(p.name for p in engine.data_dir.iterdir()
-                   if not p.name.startswith(".") and (p / "manifest.json").exists())
+    names = sorted(
+        p.name
+        for p in engine.data_dir.iterdir()
+        if not p.name.startswith(".") and (p / "manifest.json").exists()
+    )
     return f"; collections: {', '.join(names)}" if names else f"; {engine.data_dir} has none"
 
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from .collection import Collection, DocumentIn
 from .engine import Engine
 from .errors import CollectionNotFound, EmbedderMismatch, InvalidInput, VPError
+from .index import validate_spec
 from .readers import BadRecord, Item, Record
 
 DEFAULT_BATCH = 256
@@ -44,15 +45,21 @@ class BuildSummary:
 
     def line(self) -> str:
         """`read 1000, indexed 990, unchanged 0, bad 10 in 3.2 s`"""
-        return (f"read {self.read}, indexed {self.upserted}, unchanged {self.skipped_unchanged}, "
-                f"bad {len(self.bad)} in {self.seconds:.1f} s")
+        return (
+            f"read {self.read}, indexed {self.upserted}, unchanged {self.skipped_unchanged}, "
+            f"bad {len(self.bad)} in {self.seconds:.1f} s"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "collection": self.collection, "read": self.read, "upserted": self.upserted,
-            "skipped_unchanged": self.skipped_unchanged, "bad_count": len(self.bad),
+            "collection": self.collection,
+            "read": self.read,
+            "upserted": self.upserted,
+            "skipped_unchanged": self.skipped_unchanged,
+            "bad_count": len(self.bad),
             "bad": [{"source": b.source, "line": b.line, "reason": b.reason} for b in self.bad],
-            "seconds": round(self.seconds, 3), "total": self.total,
+            "seconds": round(self.seconds, 3),
+            "total": self.total,
         }
 
 
@@ -79,8 +86,9 @@ def dedupe(items: Iterable[Item]) -> Iterator[Item]:
             seen = first.get(item.id)
             if seen is not None:
                 where = f"line {seen}" if seen else "an earlier file"
-                yield BadRecord(item.line, f"duplicate id {item.id!r} (first on {where}); skipped",
-                                item.source)
+                yield BadRecord(
+                    item.line, f"duplicate id {item.id!r} (first on {where}); skipped", item.source
+                )
                 continue
             first[item.id] = item.line
         yield item
@@ -90,11 +98,16 @@ def _reason(e: InvalidInput) -> str:
     return _DOC_FIELD.sub("", e.detail) or e.detail
 
 
-def _write(sink: Sink, batch: list[Record], summary: BuildSummary,
-           on_bad: Callable[[BadRecord], None] | None) -> None:
+def _write(
+    sink: Sink,
+    batch: list[Record],
+    summary: BuildSummary,
+    on_bad: Callable[[BadRecord], None] | None,
+) -> None:
     """Upsert a batch. A batch is validated before anything is embedded, so when the sink
     refuses `documents[i]` that record is reported and the rest retried at once; if it cannot
     tell which document it refused, each is sent alone."""
+
     def reject(rec: Record, e: InvalidInput) -> None:
         bad = BadRecord(rec.line, _reason(e), rec.source)
         summary.bad.append(bad)
@@ -190,24 +203,32 @@ def open_or_create(
     try:
         col = engine.collection(name, embedder=embedder)
     except CollectionNotFound:
-        return engine.create_collection(name, metric or "cosine", index or "flat", params,
-                                        embedder, exist_ok=True)
+        return engine.create_collection(
+            name, metric or "cosine", index or "flat", params, embedder, exist_ok=True
+        )
+    validate_spec(index or col.kind, metric or col.metric, params or {})
     want = {"metric": metric, "index": index}
     for key, value in want.items():
         have = col.manifest.get(key)
         if value is not None and value != have:
-            raise EmbedderMismatch(f"collection {name!r} exists with {key} {have!r}, not "
-                                   f"{value!r}: drop it or build into another collection",
-                                   field=key)
+            raise EmbedderMismatch(
+                f"collection {name!r} exists with {key} {have!r}, not "
+                f"{value!r}: drop it or build into another collection",
+                field=key,
+            )
     for key, value in (params or {}).items():
         have = col.params.get(key)
         if have != value:
-            raise EmbedderMismatch(f"collection {name!r} exists with {key}={have!r}, not "
-                                   f"{value!r}: drop it or build into another collection",
-                                   field=f"params.{key}")
+            raise EmbedderMismatch(
+                f"collection {name!r} exists with {key}={have!r}, not "
+                f"{value!r}: drop it or build into another collection",
+                field=f"params.{key}",
+            )
     if col.embedder is None:
-        raise InvalidInput(f"collection {name!r} stores vectors only (no embedder): it cannot "
-                           "index text", field="collection")
+        raise InvalidInput(
+            f"collection {name!r} stores vectors only (no embedder): it cannot index text",
+            field="collection",
+        )
     return col
 
 
@@ -246,8 +267,10 @@ class HttpSink:
         self.client, self.url, self.name = client, url.rstrip("/"), name
 
     def upsert(self, docs: list[DocumentIn]) -> tuple[int, int]:
-        body = {"documents": [{"id": d.id, "text": d.text, "metadata": d.metadata or {}}
-                              for d in docs], "skip_unchanged": True}
+        body = {
+            "documents": [{"id": d.id, "text": d.text, "metadata": d.metadata or {}} for d in docs],
+            "skip_unchanged": True,
+        }
         r = self.client.put(f"{self.url}/v1/collections/{self.name}/documents", json=body)
         if r.status_code in (400, 422):
             err = _error(r)
@@ -316,8 +339,11 @@ def build_http(
     if client is None:
         client = httpx.Client(timeout=timeout, headers=headers)
     try:
-        spec: dict[str, Any] = {"name": collection, "metric": metric or "cosine",
-                                "index": index or "flat"}
+        spec: dict[str, Any] = {
+            "name": collection,
+            "metric": metric or "cosine",
+            "index": index or "flat",
+        }
         if params:
             spec["params"] = params
         try:
@@ -337,13 +363,13 @@ def build_http(
 
 
 # ---- progress -------------------------------------------------------------------------------
-def progress_bar(total: int | None, desc: str, unit: str = "doc", force: bool = False,
-                 file: Any = None) -> Any:
+def progress_bar(
+    total: int | None, desc: str, unit: str = "doc", force: bool = False, file: Any = None
+) -> Any:
     """A tqdm bar (rate and ETA) on stderr when it is a terminal, else None."""
     stream = file or sys.stderr
     if not force and not (hasattr(stream, "isatty") and stream.isatty()):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=stream,
-                dynamic_ncols=True, smoothing=0.1)
+    return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True, smoothing=0.1)

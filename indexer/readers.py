@@ -30,8 +30,13 @@ from .errors import VPError
 FORMATS = ("auto", "jsonl", "csv", "tsv", "text", "dir")
 DIR_SUFFIXES = (".txt", ".md")
 _SUFFIX_FORMAT = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv",
-    ".txt": "text", ".text": "text", ".md": "text",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "text",
+    ".text": "text",
+    ".md": "text",
 }
 # a CSV cell that is a plain number becomes one (so {"year": {"$gte": 2020}} works); "02134"
 # keeps its leading zero and stays a string, like a zip code should
@@ -78,8 +83,9 @@ class Fields:
     metadata: tuple[str, ...] | None = None  # None: every other field
 
     @classmethod
-    def parse(cls, id_field: str | None, text_field: str | None,
-              metadata_fields: str | None) -> Fields:
+    def parse(
+        cls, id_field: str | None, text_field: str | None, metadata_fields: str | None
+    ) -> Fields:
         text = tuple(f.strip() for f in (text_field or "text").split(",") if f.strip())
         if not text:
             raise InputError("--text-field needs at least one field name", field="text_field")
@@ -100,13 +106,16 @@ def detect_format(path: Path) -> str:
         suffixes.pop()
     fmt = _SUFFIX_FORMAT.get(suffixes[-1]) if suffixes else None
     if fmt is None:
-        raise InputError(f"cannot tell the format of {path}: pass --format jsonl|csv|tsv|text|dir",
-                         field="format")
+        raise InputError(
+            f"cannot tell the format of {path}: pass --format jsonl|csv|tsv|text|dir",
+            field="format",
+        )
     return fmt
 
 
-def read_records(path: str | Path, fmt: str = "auto", fields: Fields | None = None,
-                 id_prefix: str | None = None) -> Iterator[Item]:
+def read_records(
+    path: str | Path, fmt: str = "auto", fields: Fields | None = None, id_prefix: str | None = None
+) -> Iterator[Item]:
     """Every record of the input, in order. `path` may be `-` for standard input."""
     path = Path(path)
     fields = fields or Fields()
@@ -175,9 +184,9 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _document(obj: dict[str, Any], fields: Fields, line: int, stem: str,
-              source: str) -> Item:
+def _document(obj: dict[str, Any], fields: Fields, line: int, stem: str, source: str) -> Item:
     """The document a JSON object or CSV row describes, or why it cannot be one."""
+
     def bad(reason: str) -> BadRecord:
         return BadRecord(line, reason, source)
 
@@ -185,8 +194,10 @@ def _document(obj: dict[str, Any], fields: Fields, line: int, stem: str,
     if id_key in obj and obj[id_key] is not None:
         doc_id = obj[id_key]
         if not isinstance(doc_id, str):
-            return bad(f"id field {id_key!r} must be a string, got {type(doc_id).__name__} "
-                       f"{json.dumps(doc_id)[:40]} (quote it)")
+            return bad(
+                f"id field {id_key!r} must be a string, got {type(doc_id).__name__} "
+                f"{json.dumps(doc_id)[:40]} (quote it)"
+            )
         if not doc_id:
             return bad(f"id field {id_key!r} is empty")
     elif fields.id is not None:
@@ -214,8 +225,9 @@ def _document(obj: dict[str, Any], fields: Fields, line: int, stem: str,
     return Record(line, doc_id, " ".join(parts), metadata, source)
 
 
-def read_jsonl(lines: Iterable[tuple[int, str | None]], fields: Fields, stem: str,
-               source: str) -> Iterator[Item]:
+def read_jsonl(
+    lines: Iterable[tuple[int, str | None]], fields: Fields, stem: str, source: str
+) -> Iterator[Item]:
     """One JSON object per line; blank lines are skipped."""
     for n, text in lines:
         if text is None:
@@ -224,7 +236,7 @@ def read_jsonl(lines: Iterable[tuple[int, str | None]], fields: Fields, stem: st
         if not text.strip():
             continue
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            obj = json.loads(text.rstrip("\r\n"), parse_constant=_reject_constant)
         except json.JSONDecodeError as e:
             yield BadRecord(n, f"malformed JSON at column {e.colno}: {e.msg}", source)
             continue
@@ -246,8 +258,13 @@ def _cell(value: str) -> Any:
     return value
 
 
-def read_csv(lines: Iterable[tuple[int, str | None]], fields: Fields, stem: str,
-             source: str, delimiter: str = ",") -> Iterator[Item]:
+def read_csv(
+    lines: Iterable[tuple[int, str | None]],
+    fields: Fields,
+    stem: str,
+    source: str,
+    delimiter: str = ",",
+) -> Iterator[Item]:
     """A header row, then one record per row (quoted cells may span lines). Numeric cells
     become numbers in the metadata; the id and text stay strings."""
     undecodable: set[int] = set()
@@ -273,9 +290,11 @@ def read_csv(lines: Iterable[tuple[int, str | None]], fields: Fields, stem: str,
     wanted = [*fields.text, *([fields.id] if fields.id else [])]
     missing = [f for f in wanted if f not in header]
     if missing:
-        raise InputError(f"{source}:1: no column {', '.join(map(repr, missing))} in the header "
-                         f"({', '.join(header)})", field="text_field" if missing[0] in
-                         fields.text else "id_field")
+        raise InputError(
+            f"{source}:1: no column {', '.join(map(repr, missing))} in the header "
+            f"({', '.join(header)})",
+            field="text_field" if missing[0] in fields.text else "id_field",
+        )
     end = reader.line_num
     while True:
         start = end + 1
@@ -303,8 +322,7 @@ def read_csv(lines: Iterable[tuple[int, str | None]], fields: Fields, stem: str,
         yield _document(obj, fields, start, stem, source)
 
 
-def read_text(lines: Iterable[tuple[int, str | None]], stem: str,
-              source: str) -> Iterator[Item]:
+def read_text(lines: Iterable[tuple[int, str | None]], stem: str, source: str) -> Iterator[Item]:
     """One document per non-blank line; id `<stem>:<line>`, metadata {path, line}."""
     name = Path(source).name
     for n, text in lines:

@@ -78,8 +78,7 @@ def test_an_existing_collection_must_match_the_spec_asked_for(engine: Engine) ->
 
 
 def test_an_ann_build_publishes_its_snapshot(engine: Engine) -> None:
-    s = build(engine, "ann", recs(40), batch_size=8, index="hnsw",
-              params={"ann_threshold": 10})
+    s = build(engine, "ann", recs(40), batch_size=8, index="hnsw", params={"ann_threshold": 10})
     assert s.upserted == 40
     assert list((engine.data_dir / "ann" / "snapshots").glob("ann-*.bin"))
     assert engine.collection("ann").describe()["ann"]["built"]
@@ -131,31 +130,43 @@ class FakeService:
             self.puts += 1
             for i, d in enumerate(body["documents"]):
                 if "forbidden" in d["text"]:
-                    return httpx.Response(422, json={"error": "invalid_input",
-                                                     "detail": f"documents[{i}].text is refused",
-                                                     "field": f"documents[{i}].text"})
+                    return httpx.Response(
+                        422,
+                        json={
+                            "error": "invalid_input",
+                            "detail": f"documents[{i}].text is refused",
+                            "field": f"documents[{i}].text",
+                        },
+                    )
             fresh = [d for d in body["documents"] if self.docs.get(d["id"]) != d]
             for d in fresh:
                 self.docs[d["id"]] = d
-            return httpx.Response(200, json={"upserted": len(fresh),
-                                             "skipped": len(body["documents"]) - len(fresh)})
+            return httpx.Response(
+                200, json={"upserted": len(fresh), "skipped": len(body["documents"]) - len(fresh)}
+            )
         return httpx.Response(404, json={"error": "not_found", "detail": "no route"})
 
 
 def test_build_over_http_creates_the_collection_and_reports_refused_documents(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     p = tmp_path / "in.jsonl"
-    p.write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": "forbidden word"}\n'
-                 'not json\n{"id": "c", "text": "also fine", "k": 1}\n')
+    p.write_text(
+        '{"id": "a", "text": "fine"}\n{"id": "b", "text": "forbidden word"}\n'
+        'not json\n{"id": "c", "text": "also fine", "k": 1}\n'
+    )
     fake = FakeService()
     client = httpx.Client(transport=httpx.MockTransport(fake))
-    s = build_http("http://svc", "docs", read_records(p), batch_size=10, index="hnsw",
-                   client=client)
+    s = build_http(
+        "http://svc", "docs", read_records(p), batch_size=10, index="hnsw", client=client
+    )
     assert fake.collections["docs"]["index"] == "hnsw"
     assert sorted(fake.docs) == ["a", "c"] and fake.docs["c"]["metadata"] == {"k": 1}
     assert (s.read, s.upserted) == (4, 2)
     assert sorted((b.line, b.reason) for b in s.bad) == [
-        (2, "text is refused"), (3, "malformed JSON at column 1: Expecting value")]
+        (2, "text is refused"),
+        (3, "malformed JSON at column 1: Expecting value"),
+    ]
     again = build_http("http://svc", "docs", read_records(p), client=client)  # 409: exists
     assert (again.upserted, again.skipped_unchanged) == (0, 2)
 
@@ -167,8 +178,9 @@ def test_build_over_http_against_the_real_app(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     try:
-        app = app_module.create_app(Settings(data_dir=tmp_path / "data", embedder="hash-384",
-                                             build_words=False))
+        app = app_module.create_app(
+            Settings(data_dir=tmp_path / "data", embedder="hash-384", build_words=False)
+        )
     except TypeError:
         pytest.skip("service.app.create_app does not take Settings yet")
     with TestClient(app) as client:

@@ -37,10 +37,12 @@ def bad(items: list) -> dict[int, str]:
 
 # ---- JSONL ----------------------------------------------------------------------------------
 def test_jsonl_reads_records_with_other_fields_as_metadata(tmp_path: Path) -> None:
-    p = write(tmp_path / "in.jsonl",
-              '{"id": "a", "text": "alpha", "year": 2020, "tags": ["x"]}\n'
-              "\n"
-              '{"id": "b", "text": "beta"}\n')
+    p = write(
+        tmp_path / "in.jsonl",
+        '{"id": "a", "text": "alpha", "year": 2020, "tags": ["x"]}\n'
+        "\n"
+        '{"id": "b", "text": "beta"}\n',
+    )
     items = list(read_records(p))
     assert items == [
         Record(1, "a", "alpha", {"year": 2020, "tags": ["x"]}, str(p)),
@@ -49,18 +51,23 @@ def test_jsonl_reads_records_with_other_fields_as_metadata(tmp_path: Path) -> No
 
 
 def test_jsonl_bad_lines_are_reported_with_their_line_number(tmp_path: Path) -> None:
-    p = write(tmp_path / "in.jsonl", b"\n".join([
-        b'{"id": "ok", "text": "fine"}',
-        b'{"id": "x", "text": oops}',  # 2 malformed
-        b'{"id": "y"}',  # 3 no text
-        b'{"id": "z", "text": "   "}',  # 4 empty text
-        b'{"id": 7, "text": "numeric id"}',  # 5
-        b'["a", "list"]',  # 6
-        b'{"id": "n", "text": "t", "score": NaN}',  # 7
-        b'{"id": "u", "text": "\xff\xfe"}',  # 8 not UTF-8
-        b'{"id": "t", "text": 12}',  # 9 text not a string
-        b'{"id": "", "text": "empty id"}',  # 10
-    ]))
+    p = write(
+        tmp_path / "in.jsonl",
+        b"\n".join(
+            [
+                b'{"id": "ok", "text": "fine"}',
+                b'{"id": "x", "text": oops}',  # 2 malformed
+                b'{"id": "y"}',  # 3 no text
+                b'{"id": "z", "text": "   "}',  # 4 empty text
+                b'{"id": 7, "text": "numeric id"}',  # 5
+                b'["a", "list"]',  # 6
+                b'{"id": "n", "text": "t", "score": NaN}',  # 7
+                b'{"id": "u", "text": "\xff\xfe"}',  # 8 not UTF-8
+                b'{"id": "t", "text": 12}',  # 9 text not a string
+                b'{"id": "", "text": "empty id"}',  # 10
+            ]
+        ),
+    )
     items = list(read_records(p))
     assert [r.id for r in good(items)] == ["ok"]
     reasons = bad(items)
@@ -76,9 +83,11 @@ def test_jsonl_bad_lines_are_reported_with_their_line_number(tmp_path: Path) -> 
 
 
 def test_jsonl_field_choices(tmp_path: Path) -> None:
-    p = write(tmp_path / "corpus.jsonl",
-              '{"_id": "d1", "title": "Cats", "text": "purr", "year": 1, "lang": "en"}\n'
-              '{"_id": "d2", "text": "no title here", "year": 2}\n')
+    p = write(
+        tmp_path / "corpus.jsonl",
+        '{"_id": "d1", "title": "Cats", "text": "purr", "year": 1, "lang": "en"}\n'
+        '{"_id": "d2", "text": "no title here", "year": 2}\n',
+    )
     fields = Fields.parse("_id", "title,text", "year")
     items = list(read_records(p, fields=fields))
     assert [(r.id, r.text, r.metadata) for r in good(items)] == [
@@ -90,7 +99,8 @@ def test_jsonl_field_choices(tmp_path: Path) -> None:
 
 
 def test_jsonl_without_ids_uses_stem_and_line_but_an_asked_for_id_field_is_required(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     p = write(tmp_path / "notes.jsonl", '{"text": "one"}\n\n{"text": "two"}\n')
     assert [r.id for r in good(list(read_records(p)))] == ["notes:1", "notes:3"]
     items = list(read_records(p, fields=Fields.parse("key", None, None)))
@@ -108,12 +118,21 @@ def test_gzip_jsonl_is_read_as_it_streams(tmp_path: Path) -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.text(min_size=1, max_size=20),
-                          st.text(max_size=40).filter(str.strip),
-                          st.dictionaries(st.text(max_size=5).filter(lambda k: k not in
-                                                                     ("id", "text")),
-                                          st.integers() | st.text(max_size=5), max_size=3)),
-                unique_by=lambda t: t[0], max_size=8))
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=20),
+            st.text(max_size=40).filter(str.strip),
+            st.dictionaries(
+                st.text(max_size=5).filter(lambda k: k not in ("id", "text")),
+                st.integers() | st.text(max_size=5),
+                max_size=3,
+            ),
+        ),
+        unique_by=lambda t: t[0],
+        max_size=8,
+    )
+)
 def test_jsonl_round_trips_what_json_dumps_wrote(docs: list) -> None:
     import tempfile
 
@@ -126,12 +145,14 @@ def test_jsonl_round_trips_what_json_dumps_wrote(docs: list) -> None:
 
 # ---- CSV ------------------------------------------------------------------------------------
 def test_csv_reads_rows_and_turns_plain_numbers_into_numbers(tmp_path: Path) -> None:
-    p = write(tmp_path / "in.csv",
-              "\ufeffid,text,year,zip,score\n"
-              'a,"hello, world",2020,02134,0.5\n'
-              'b,"two\nlines",1999,10001,abc\n'
-              "c,too,many,fields,here,x\n"
-              "d,,2000,1,1\n")
+    p = write(
+        tmp_path / "in.csv",
+        "\ufeffid,text,year,zip,score\n"
+        'a,"hello, world",2020,02134,0.5\n'
+        'b,"two\nlines",1999,10001,abc\n'
+        "c,too,many,fields,here,x\n"
+        "d,,2000,1,1\n",
+    )
     items = list(read_records(p))
     assert [(r.line, r.id, r.text, r.metadata) for r in good(items)] == [
         (2, "a", "hello, world", {"year": 2020, "zip": "02134", "score": 0.5}),
@@ -153,7 +174,8 @@ def test_csv_without_the_text_column_is_an_input_error(tmp_path: Path) -> None:
 def test_tsv_and_gzip_csv(tmp_path: Path) -> None:
     t = write(tmp_path / "in.tsv", "id\ttext\tsource\nx\tone, two\tweb\n")
     assert [(r.id, r.text, r.metadata) for r in good(list(read_records(t)))] == [
-        ("x", "one, two", {"source": "web"})]
+        ("x", "one, two", {"source": "web"})
+    ]
     g = tmp_path / "in.csv.gz"
     with gzip.open(g, "wt") as f:
         f.write("id,text\ny,zipped csv\n")
@@ -188,7 +210,9 @@ def test_directory_is_one_document_per_txt_or_md_file(tmp_path: Path) -> None:
         ("sub/b.md", "# Banana\n\nyellow", {"path": "sub/b.md"}),
     ]
     assert sorted(str(b) for b in items if isinstance(b, BadRecord)) == [
-        f"{root / 'empty.md'}: empty file", f"{root / 'latin1.txt'}: not valid UTF-8"]
+        f"{root / 'empty.md'}: empty file",
+        f"{root / 'latin1.txt'}: not valid UTF-8",
+    ]
     assert count_hint(root) == 4
 
 
