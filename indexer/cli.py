@@ -52,9 +52,9 @@ def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
     )
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(prog: str = "python -m indexer") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m indexer",
+        prog=prog,
         description="vector-primer batch jobs: build collections from "
         "files, query them, try analogies.",
     )
@@ -182,7 +182,7 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 def cmd_build(engine: Engine, args: argparse.Namespace) -> int:
     fields = readers.Fields.parse(args.id_field, args.text_field, args.metadata_fields)
     items = readers.read_records(args.input, args.format, fields, args.id_prefix)
-    bar = jobs.progress_bar(readers.count_hint(args.input, args.format), args.collection)
+    bar = jobs.progress_bar(lambda: readers.count_hint(args.input, args.format), args.collection)
 
     def on_bad(b: readers.BadRecord) -> None:
         (bar.write if bar is not None else _err)(str(b))  # keeps the bar intact
@@ -438,7 +438,11 @@ def _known(engine: Engine) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = make_parser()
+    # `vector-primer index ...` (service.cli) delegates here: say so in the usage lines
+    launched_as = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    parser = make_parser(
+        "vector-primer index" if launched_as == "vector-primer" else "python -m indexer"
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse has printed usage and the reason

@@ -364,12 +364,19 @@ def build_http(
 
 # ---- progress -------------------------------------------------------------------------------
 def progress_bar(
-    total: int | None, desc: str, unit: str = "doc", force: bool = False, file: Any = None
+    total: int | Callable[[], int | None] | None,
+    desc: str,
+    unit: str = "doc",
+    force: bool = False,
+    file: Any = None,
 ) -> Any:
-    """A tqdm bar (rate and ETA) on stderr when it is a terminal, else None."""
+    """A tqdm bar (rate and ETA) on stderr when it is a terminal, else None. `total` may be a
+    function, called only when a bar is shown (counting lines of a big file is not free)."""
     stream = file or sys.stderr
     if not force and not (hasattr(stream, "isatty") and stream.isatty()):
         return None
     from tqdm import tqdm
 
+    if callable(total):
+        total = total()
     return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True, smoothing=0.1)

@@ -3,10 +3,12 @@
 In-process through `main(argv)` with the hash embedder, plus one real subprocess."""
 
 import gzip
+import io
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -395,3 +397,38 @@ def test_python_m_indexer_runs_in_a_subprocess(tmp_path: Path, env: Path) -> Non
     p = indexer("info", "missing")
     assert p.returncode == 2 and p.stderr.startswith("error: no collection named 'missing'")
     assert "Traceback" not in p.stderr
+
+
+def test_standard_input_is_read_with_dash(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = b'{"id": "s1", "text": "piped in"}\nnot json\n'
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, err = run(capsys, "build", "-c", "docs", "-i", "-")
+    assert code == 0 and out.startswith("read 2, indexed 1, unchanged 0, bad 1")
+    assert err.startswith("stdin:2: malformed JSON")
+
+
+def test_an_unreachable_service_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    jsonl(Path("in.jsonl"), DOCS)
+    code, out, err = run(
+        capsys, "build", "-c", "docs", "-i", "in.jsonl", "--url", "http://127.0.0.1:9"
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith("error: cannot reach http://127.0.0.1:9") and err.count("\n") == 1
+
+
+def test_an_interrupted_build_says_how_far_it_got_and_exits_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexer import readers
+
+    def stream(*_: object, **__: object) -> Iterator[readers.Item]:
+        yield readers.Record(1, "a", "first document")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(readers, "read_records", stream)
+    code, out, err = run(capsys, "build", "-c", "docs", "-i", "in.jsonl", "--batch-size", "1")
+    assert (code, out) == (130, "")
+    assert err.startswith("interrupted: read 1, indexed 1, unchanged 0, bad 0 in ")
+    assert err.rstrip().endswith("re-run to resume")
