@@ -194,26 +194,20 @@ def attention_in_tiles(Q: ArrayLike, K: ArrayLike, V: ArrayLike, tile: int = 819
     return np.concatenate(blocks, axis=-2)
 
 
-def time_attention(
-    n: int, d: int = 16, repeats: int = 5, tiled: bool = True, seed: int = 0
-) -> float:
-    """The best (minimum) wall time of attention over n random tokens of dimension d.
+def time_attention(Q: Array, K: Array, V: Array, tiled: bool = True) -> float:
+    """The CPU time this thread spends on one attention call, in seconds.
 
-    The minimum over repeats is the least noisy estimate on a busy machine: noise only adds time.
-    Tiled by default, because the untiled n x n temporaries outgrow the caches and make the
+    CPU time, not wall time: on a busy machine other processes delay the work but do not add to
+    it. Tiled by default, because the untiled n x n temporaries outgrow the caches and make the
     allocator page-fault at large n: that is real (attention's memory is O(n^2) too) but it bends
     the curve to about n^2.5 on a small machine and hides the arithmetic we want to see.
 
-    >>> time_attention(32, repeats=2) > 0
+    >>> time_attention(*np.ones((3, 32, 4))) >= 0
     True
     """
-    Q, K, V = np.random.default_rng(seed).standard_normal((3, n, d))
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _ = attention_in_tiles(Q, K, V) if tiled else attention(Q, K, V)
-        best = min(best, time.perf_counter() - start)
-    return float(best)
+    start = time.thread_time()
+    _ = attention_in_tiles(Q, K, V) if tiled else attention(Q, K, V)
+    return time.thread_time() - start
 
 
 def fit_exponent(ns: ArrayLike, seconds: ArrayLike) -> float:
@@ -236,10 +230,17 @@ def measure_complexity(
     other one (an n x n score matrix, then an n x n softmax).
 
     A small d keeps the n^2 work (scores, softmax) dominant over the n*d work (reading Q, K, V).
+    Each size keeps its best (minimum) time over ``repeats``: noise only ever adds time.
 
     >>> c = measure_complexity(ns=(64, 128), repeats=1)
     >>> c.ns, len(c.seconds)
     ((64, 128), 2)
     """
-    seconds = tuple(time_attention(n, d, repeats, tiled) for n in ns)
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((3, n, d)) for n in ns]
+    best = [np.inf] * len(ns)
+    for _ in range(repeats):  # sizes interleaved: a busy spell slows all of them, not just one
+        for i, (Q, K, V) in enumerate(inputs):
+            best[i] = min(best[i], time_attention(Q, K, V, tiled))
+    seconds = tuple(float(t) for t in best)
     return Complexity(tuple(ns), seconds, fit_exponent(ns, seconds))

@@ -138,11 +138,13 @@ def test_tiled_attention_gives_the_same_output(rng: np.random.Generator) -> None
 
 
 def test_attention_cost_grows_as_n_squared() -> None:
-    try:  # one BLAS thread: the machine is shared, and a fixed thread count keeps the slope honest
+    """A benchmark-style check with generous bounds: the fitted slope, never absolute seconds."""
+    try:  # one BLAS thread, so every bit of the work is on the thread whose CPU time we measure
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover
-        result = measure_complexity(ns=(256, 512, 1024, 2048), d=16, repeats=5)
+        result = measure_complexity(ns=(256, 512, 1024, 2048), d=16, repeats=7)
     else:
         with threadpool_limits(limits=1):
-            result = measure_complexity(ns=(256, 512, 1024, 2048), d=16, repeats=5)
+            result = measure_complexity(ns=(256, 512, 1024, 2048), d=16, repeats=7)
+    print(result)
     assert 1.7 <= result.exponent <= 2.3, result
