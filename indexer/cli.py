@@ -27,6 +27,7 @@ from .engine import Engine
 from .errors import CollectionNotFound, VPError
 from .index import KINDS, METRICS
 from .settings import Settings, load_settings
+from .words import build_words
 
 EXIT_OK, EXIT_BAD_RECORDS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -179,7 +180,7 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def cmd_build(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_build(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
     fields = readers.Fields.parse(args.id_field, args.text_field, args.metadata_fields)
     items = readers.read_records(args.input, args.format, fields, args.id_prefix)
     bar = jobs.progress_bar(lambda: readers.count_hint(args.input, args.format), args.collection)
@@ -199,9 +200,11 @@ def cmd_build(engine: Engine, args: argparse.Namespace) -> int:
     )
     try:
         if args.url:
-            jobs.build_http(args.url, args.collection, items, api_key=args.api_key, **kw)
+            jobs.build_http(
+                args.url, args.collection, items, api_key=args.api_key, embedder=args.embedder, **kw
+            )
         else:
-            jobs.build(engine, args.collection, items, embedder=args.embedder, **kw)
+            jobs.build(get_engine(), args.collection, items, embedder=args.embedder, **kw)
     except KeyboardInterrupt:
         _err(f"interrupted: {summary.line()}; re-run to resume")
         return EXIT_INTERRUPTED
@@ -232,8 +235,8 @@ def _read_words(path: str) -> list[str]:
     ]
 
 
-def cmd_words(engine: Engine, args: argparse.Namespace) -> int:
-    from .words import build_words
+def cmd_words(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    engine = get_engine()
 
     start = time.monotonic()
     if args.words_file:
@@ -274,7 +277,8 @@ def cmd_words(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_query(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_query(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    engine = get_engine()
     where = None
     if args.filter is not None:
         try:
@@ -315,7 +319,8 @@ def cmd_query(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_analogy(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_analogy(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    engine = get_engine()
     expr = " ".join(args.expression)
     positive, negative = parse_expression(expr)
     col = engine.collection(args.collection, embedder=args.embedder)
@@ -348,7 +353,8 @@ def cmd_analogy(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_info(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_info(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    engine = get_engine()
     info = engine.collection(args.name).describe()
     if args.json:
         _json(info)
@@ -359,7 +365,8 @@ def cmd_info(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_list(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_list(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    engine = get_engine()
     cols = engine.list_collections()
     if args.json:
         _json(cols)
@@ -374,7 +381,8 @@ def cmd_list(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_drop(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_drop(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    engine = get_engine()
     count = engine.collection(args.name).count()
     if not args.yes:
         if not sys.stdin.isatty():
@@ -392,7 +400,8 @@ def cmd_drop(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_rebuild(engine: Engine, args: argparse.Namespace) -> int:
+def cmd_rebuild(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    engine = get_engine()
     start = time.monotonic()
     col = engine.collection(args.name)
     col.rebuild()
@@ -409,7 +418,7 @@ def cmd_rebuild(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
+COMMANDS: dict[str, Callable[[Callable[[], Engine], argparse.Namespace], int]] = {
     "build": cmd_build,
     "words": cmd_words,
     "query": cmd_query,
@@ -448,9 +457,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse has printed usage and the reason
         return int(e.code or 0)
     engine: Engine | None = None
+
+    def get_engine() -> Engine:  # made on first use: `build --url` never touches a data dir
+        nonlocal engine
+        if engine is None:
+            engine = Engine(settings)
+        return engine
+
     try:
-        engine = Engine(_settings(args))
-        return COMMANDS[args.command](engine, args)
+        settings = _settings(args)
+        return COMMANDS[args.command](get_engine, args)
     except UsageError as e:
         _err(f"error: {e}")
     except CollectionNotFound as e:

@@ -321,6 +321,7 @@ def build_http(
     metric: str | None = None,
     index: str | None = None,
     params: dict[str, Any] | None = None,
+    embedder: str | None = None,
     progress: Callable[[int], None] | None = None,
     on_bad: Callable[[BadRecord], None] | None = None,
     summary: BuildSummary | None = None,
@@ -346,6 +347,8 @@ def build_http(
         }
         if params:
             spec["params"] = params
+        if embedder:
+            spec["embedder"] = embedder
         try:
             r = client.post(f"{url.rstrip('/')}/v1/collections", json=spec)
         except httpx.HTTPError as e:

@@ -409,13 +409,16 @@ def test_standard_input_is_read_with_dash(
     assert err.startswith("stdin:2: malformed JSON")
 
 
-def test_an_unreachable_service_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreachable_service_fails_in_one_line(
+    capsys: pytest.CaptureFixture[str], env: Path
+) -> None:
     jsonl(Path("in.jsonl"), DOCS)
     code, out, err = run(
         capsys, "build", "-c", "docs", "-i", "in.jsonl", "--url", "http://127.0.0.1:9"
     )
     assert (code, out) == (2, "")
     assert err.startswith("error: cannot reach http://127.0.0.1:9") and err.count("\n") == 1
+    assert not env.exists()  # a remote build leaves no local data directory behind
 
 
 def test_an_interrupted_build_says_how_far_it_got_and_exits_130(
