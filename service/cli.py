@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
+import uvicorn
 from pydantic import ValidationError
 
 from indexer.settings import Settings, check_environment
@@ -42,6 +44,19 @@ def _settings_error(e: ValidationError) -> str:
     return "bad setting(s): " + "; ".join(parts)
 
 
+def _exit_zero_after_graceful_shutdown(server: uvicorn.Server) -> None:
+    """uvicorn handles SIGINT/SIGTERM with a graceful shutdown, then raises the signal again
+    for the handler that was there before it; ours makes that a clean exit (0), while a signal
+    that comes before uvicorn is listening still stops the process at once."""
+
+    def handler(sig: int, frame: object) -> None:
+        if not server.should_exit:
+            raise SystemExit(128 + sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
 def serve(args: argparse.Namespace) -> int:
     try:
         check_environment()
@@ -53,20 +68,21 @@ def serve(args: argparse.Namespace) -> int:
         settings = Settings(**overrides)
     except ValueError as e:  # pydantic's ValidationError is a ValueError too
         return _fail(_settings_error(e) if isinstance(e, ValidationError) else str(e))
-    import uvicorn
-
     from service.app import create_app
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )
+    server = uvicorn.Server(config)
+    _exit_zero_after_graceful_shutdown(server)
+    server.run()
     return 0
 
 

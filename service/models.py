@@ -85,7 +85,7 @@ class CreateCollectionRequest(Request):
     name: CollectionName
     metric: Metric = "cosine"
     index: Literal["flat", "hnsw", "ivf", "ivfpq", "sq8"] = "flat"
-    params: dict[str, int] | None = Field(None, examples=[{"m": 32, "ef_construction": 200}])
+    params: dict[str, int] | None = Field(None, examples=[{"M": 32, "ef_construction": 200}])
     embedder: str | None = Field(None, max_length=256, description="default: the service's")
     dim: int | None = Field(None, ge=1, le=MAX_DIM, description="only for vector-only collections")
 

@@ -72,7 +72,9 @@ def get_document(
 @router.delete("/collections/{name}/documents/{doc_id:path}")
 def delete_document(name: str, doc_id: str, engine: EngineDep) -> DeleteResponse:
     """Delete one document; 404 if it is not there."""
-    deleted = engine.collection(name).delete([doc_id])
-    if not deleted:
+    col = engine.collection(name)
+    col.get(doc_id)  # 404 before any write: a refused request changes nothing, not even seq
+    deleted = col.delete([doc_id])
+    if not deleted:  # deleted by someone else in between
         raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}", field="id")
     return DeleteResponse(deleted=deleted, count=1)
