@@ -74,7 +74,7 @@ def open_client(app: FastAPI, **kwargs: Any) -> RecordingClient:
 
 DOCS = [
     {"id": "cat", "text": "the cat sat on the mat", "metadata": {"kind": "animal", "year": 2020}},
-    {"id": "dog", "text": "the dog barked at a cat", "metadata": {"kind": "animal", "year": 2021}},
+    {"id": "dog", "text": "the dog barked loudly", "metadata": {"kind": "animal", "year": 2021}},
     {"id": "car", "text": "a red car drove fast", "metadata": {"kind": "machine", "year": 2022}},
     {"id": "sun", "text": "the sun is a star", "metadata": {"kind": "sky", "year": 2023}},
 ]
