@@ -470,7 +470,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         _err(f"error: {e}")
     except CollectionNotFound as e:
-        _err(f"error: {e.detail}{_known(engine) if engine else ''}")
+        hint = _known(engine) if engine else ""
+        if args.command == "analogy":
+            hint += f" (build one with: {parser.prog} words)"
+        _err(f"error: {e.detail}{hint}")
     except VPError as e:
         _err(f"error: {e.detail}")
     except ValidationError as e:  # a VP_* setting of the wrong type

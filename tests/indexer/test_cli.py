@@ -318,6 +318,15 @@ def test_words_then_analogy_returns_json_hits(capsys: pytest.CaptureFixture[str]
     ]
 
 
+def test_analogy_without_a_words_collection_says_how_to_build_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "analogy", "king - man + woman")
+    assert code == 2
+    assert err.startswith("error: no collection named 'words'")
+    assert err.rstrip().endswith("(build one with: python -m indexer words)")
+
+
 def test_words_without_a_vocabulary_asks_for_a_words_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
