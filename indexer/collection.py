@@ -135,6 +135,7 @@ class Collection:
         self.label_by_id: dict[str, int] = {}
         self.meta_by_label: dict[int, dict[str, Any]] = {}
         self.seq, self.generation = 0, -1
+        self.snapshot_seq = -1
         self._unit_cache: tuple[int, NDArray[np.int64], NDArray[np.float32]] | None = None
         self._apply(self.store.changes_since(0), rebuild=False)
         if self.kind != "flat":
@@ -143,15 +144,16 @@ class Collection:
     def _adopt_snapshot(self) -> None:
         """Newest valid snapshot, brought up to date; else build from the documents."""
         if self.index.wants_ann():
-            for _seq, built_n, labels, payload in self.store.read_snapshots(self.spec()):
+            for seq, built_n, labels, payload in self.store.read_snapshots(self.spec()):
                 try:
                     self.index.load_ann(labels, payload, built_n)
+                    self.snapshot_seq = seq
                     break
                 except (ValueError, RuntimeError):
                     continue  # damaged or foreign: try the previous one, then rebuild
         if self.index.needs_rebuild():
             self.index.build_ann()
-            self.snapshot()
+            self.snapshot(force=True)
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -185,7 +187,7 @@ class Collection:
         self.seq, self.generation = ch.seq, ch.generation
         if rebuild and self.index.needs_rebuild():
             self.index.build_ann()
-            self.snapshot()
+            self.snapshot(force=True)
 
     def sync(self) -> None:
         """Catch up with writes made by anyone (this process or another) since our seq."""
@@ -200,22 +202,25 @@ class Collection:
         with self.lock.write():
             self.store.close()
 
-    def snapshot(self) -> Path | None:
-        """Publish the ANN index (if any) so the next open need not rebuild it."""
+    def snapshot(self, force: bool = False) -> Path | None:
+        """Publish the ANN index (if any) so the next open need not rebuild it. Without
+        `force`, a collection unchanged since its last snapshot writes nothing."""
         state = self.index.serialize_ann()
-        if state is None:
+        if state is None or (not force and self.seq == self.snapshot_seq):
             return None
         labels, payload = state
-        return self.store.write_snapshot(
+        path = self.store.write_snapshot(
             self.seq, self.index.ann_built_n, labels, payload, self.spec()
         )
+        self.snapshot_seq = self.seq
+        return path
 
     def rebuild(self) -> None:
         """Rebuild the ANN index from the exact vectors and publish a snapshot."""
         self.sync()
         with self.lock.write():
             self.index.build_ann()
-            self.snapshot()
+            self.snapshot(force=True)
 
     # ---- validation -------------------------------------------------------------------------
     def _check_vector(self, v: Any, where: str) -> NDArray[np.float32]:

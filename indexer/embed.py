@@ -89,13 +89,17 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()  # stderr is for our messages, not load bars
+        transformers.logging.disable_progress_bar()
 
         torch.set_num_threads(threads)
         path = _model_path(name)
         self.model: Any = SentenceTransformer(path, device="cpu")
         self.name = name
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        self.dim = int(self.model.get_embedding_dimension() or 0)
         self.batch_size = batch_size
         self._lock = threading.Lock()
 
