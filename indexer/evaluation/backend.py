@@ -1,0 +1,226 @@
+"""Where an evaluation runs: through the engine in this process (`EngineBackend`) or through a
+running service's HTTP API (`remote.HttpBackend`). Both offer the same four operations, so every
+task is written once and measures whichever path it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..collection import Collection, DocumentIn, Query
+from ..engine import Engine
+from ..errors import CollectionNotFound
+
+# Documents per upsert when filling a search collection, here and over HTTP alike, so both paths
+# build their ANN index the same way (as a batch job does: trained at 1,000, retrained as it grows).
+UPLOAD_BATCH = 1000
+ProgressFactory = Callable[[int, str, str], Any]  # (total, desc, unit) -> tqdm-like or None
+
+
+@dataclass
+class Retrieved:
+    """What one index kind returned for every query, and what it cost."""
+
+    ranked: list[list[str]]  # per query: doc ids, best first
+    search_seconds: float  # searching (and, over HTTP, embedding) every query
+    query_embed_seconds: float  # embedding the queries, when measured apart (engine only)
+    build_seconds: float  # filling the collection and building its index
+    corpus_embed_seconds: float  # embedding the corpus (0 when it came from the cache)
+    collection: dict[str, Any] = field(default_factory=dict)  # the collection's description
+
+
+class Backend(Protocol):
+    @property
+    def via(self) -> str:
+        """ "engine", or the service's URL."""
+        ...
+
+    @property
+    def embedder(self) -> str:
+        """The name of the model that embeds the texts."""
+        ...
+
+    def pair_cosines(self, left: list[str], right: list[str]) -> NDArray[np.float64]:
+        """(n,) cosine of left[i] and right[i]."""
+        ...
+
+    def word_vectors(self, words: list[str]) -> NDArray[np.float32]:
+        """(n, dim) unit vectors of `words`, in order."""
+        ...
+
+    def retrieve(
+        self,
+        dataset: str,
+        corpus: dict[str, str],
+        queries: list[str],
+        metric: str,
+        index: str,
+        params: dict[str, Any] | None,
+        k: int,
+    ) -> Retrieved:
+        """Index `corpus` in a fresh collection of this metric and kind, search every query."""
+        ...
+
+
+def no_progress(total: int, desc: str, unit: str) -> None:
+    return None
+
+
+def collection_name(*parts: str) -> str:
+    """A valid collection name (`[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`) made of `parts`."""
+    raw = "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", p).strip("_.-") for p in parts)
+    name = "eval-" + raw
+    if len(name) > 64:
+        name = name[:55] + "-" + hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return name
+
+
+def chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+class EngineBackend:
+    """Runs through the engine: its embedder, collections, FAISS indexes and analogy formulas.
+
+    Collections live in the engine's data directory: `eval-words-*` (a words-style collection of
+    a test set's vocabulary) and `eval-<dataset>-vectors` (a corpus embedded once, reused for
+    every index kind and every later run) are kept; per-kind search collections are dropped
+    after use unless `keep` is set.
+    """
+
+    via = "engine"
+
+    def __init__(
+        self, engine: Engine, progress: ProgressFactory = no_progress, keep: bool = False
+    ) -> None:
+        self.engine = engine
+        self.progress = progress
+        self.keep = keep
+        self.embedder = engine.embedder().name
+        self._queries: dict[str, tuple[NDArray[np.float32], float]] = {}
+
+    # ---- embedding -------------------------------------------------------------------------
+    def _embed(self, texts: list[str], desc: str, batch: int = 256) -> NDArray[np.float32]:
+        emb = self.engine.embedder()
+        out = np.zeros((len(texts), emb.dim), dtype=np.float32)
+        bar = self.progress(len(texts), desc, "text")
+        for s in chunks(len(texts), batch):
+            out[s] = emb.embed(texts[s])
+            if bar is not None:
+                bar.update(s.stop - s.start)
+        if bar is not None:
+            bar.close()
+        return out
+
+    def pair_cosines(self, left: list[str], right: list[str]) -> NDArray[np.float64]:
+        unique = sorted(set(left) | set(right))  # each sentence embedded once
+        where = {s: i for i, s in enumerate(unique)}
+        X = self._embed(unique, "embedding sentences").astype(np.float64)  # (u, d)
+        A = X[[where[s] for s in left]]  # (n, d)
+        B = X[[where[s] for s in right]]  # (n, d)
+        norms = np.linalg.norm(A, axis=1) * np.linalg.norm(B, axis=1)
+        return np.asarray((A * B).sum(axis=1) / np.where(norms == 0, 1.0, norms))
+
+    # ---- words -----------------------------------------------------------------------------
+    def words_collection(self, words: list[str]) -> Collection:
+        """A words-style collection (id = text = word, flat cosine) holding exactly `words`."""
+        unique = sorted(set(words))
+        key = hashlib.sha256("\n".join([self.embedder, *unique]).encode()).hexdigest()[:12]
+        col = self.engine.create_collection(
+            collection_name("words", key), metric="cosine", index="flat", exist_ok=True
+        )
+        bar = self.progress(len(unique), "embedding words", "word")
+        for s in chunks(len(unique), 512):
+            col.upsert([DocumentIn(id=w, text=w) for w in unique[s]], skip_unchanged=True)
+            if bar is not None:
+                bar.update(s.stop - s.start)
+        if bar is not None:
+            bar.close()
+        return col
+
+    def word_vectors(self, words: list[str]) -> NDArray[np.float32]:
+        col = self.words_collection(words)
+        labels, unit = col.unit_vectors()
+        row = {col.id_by_label[int(lab)]: i for i, lab in enumerate(labels)}
+        return unit[[row[w] for w in words]]
+
+    # ---- retrieval -------------------------------------------------------------------------
+    def corpus_vectors(
+        self, dataset: str, corpus: dict[str, str]
+    ) -> tuple[dict[str, NDArray[np.float32]], float]:
+        """Every document's vector, embedded once into `eval-<dataset>-vectors` and read back
+        from there on later runs (a changed text is re-embedded). Returns (vectors, seconds
+        spent embedding)."""
+        col = self.engine.create_collection(
+            collection_name(dataset, "vectors"), metric="cosine", index="flat", exist_ok=True
+        )
+        ids = sorted(corpus)
+        t0, embedded = time.perf_counter(), 0
+        bar = self.progress(len(ids), f"embedding {dataset}", "doc")
+        for s in chunks(len(ids), 128):
+            done = col.upsert(
+                [DocumentIn(id=d, text=corpus[d]) for d in ids[s]], skip_unchanged=True
+            )
+            embedded += done["upserted"]
+            if bar is not None:
+                bar.update(s.stop - s.start)
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - t0 if embedded else 0.0
+        vectors: dict[str, NDArray[np.float32]] = {}
+        for s in chunks(len(ids), 500):
+            vectors.update((d.id, d.vector) for d in col.store.get(ids[s]))
+        return vectors, seconds
+
+    def _query_vectors(self, queries: list[str]) -> tuple[NDArray[np.float32], float]:
+        key = hashlib.sha256("\n".join(queries).encode()).hexdigest()
+        if key not in self._queries:
+            t0 = time.perf_counter()
+            vectors = self._embed(queries, "embedding queries")
+            self._queries = {key: (vectors, time.perf_counter() - t0)}
+        return self._queries[key]
+
+    def retrieve(
+        self,
+        dataset: str,
+        corpus: dict[str, str],
+        queries: list[str],
+        metric: str,
+        index: str,
+        params: dict[str, Any] | None,
+        k: int,
+    ) -> Retrieved:
+        vectors, corpus_seconds = self.corpus_vectors(dataset, corpus)
+        Q, query_seconds = self._query_vectors(queries)
+        name = collection_name(dataset, metric, index)
+        with contextlib.suppress(CollectionNotFound):
+            self.engine.drop_collection(name)  # a fresh index every run
+        t0 = time.perf_counter()
+        col = self.engine.create_collection(name, metric=metric, index=index, params=params)
+        ids = list(vectors)
+        for s in chunks(len(ids), UPLOAD_BATCH):  # as a batch job fills a collection
+            col.upsert([DocumentIn(id=d, text=corpus[d], vector=vectors[d]) for d in ids[s]])
+        build_seconds = time.perf_counter() - t0
+        try:
+            ranked: list[list[str]] = []
+            t0 = time.perf_counter()
+            for s in chunks(len(queries), 100):
+                hits = col.search_batch([Query(vector=v, k=k) for v in Q[s]])
+                ranked.extend([h.id for h in row] for row in hits)
+            search_seconds = time.perf_counter() - t0
+            described = col.describe()
+        finally:
+            if not self.keep:
+                self.engine.drop_collection(name)
+        return Retrieved(
+            ranked, search_seconds, query_seconds, build_seconds, corpus_seconds, described
+        )
