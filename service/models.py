@@ -245,10 +245,14 @@ class SearchResponse(Response):
         )
 
 
+class SearchResults(Response):
+    hits: list[SearchHit] = Field(description="best first")
+
+
 class BatchSearchResponse(Response):
     metric: str
     higher_is_better: bool
-    results: list[SearchResponse] = Field(description="one per search, in request order")
+    results: list[SearchResults] = Field(description="one per search, in request order")
 
 
 # ---- analogy -------------------------------------------------------------------------------

@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.deps import EngineDep, SettingsDep
-from service.models import BatchSearchRequest, BatchSearchResponse, SearchRequest, SearchResponse
+from service.models import (
+    BatchSearchRequest,
+    BatchSearchResponse,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    SearchResults,
+)
 
 router = APIRouter(tags=["search"])
 
@@ -32,5 +39,5 @@ def search_batch(
     return BatchSearchResponse(
         metric=col.metric,
         higher_is_better=col.metric != "l2",
-        results=[SearchResponse.from_hits(col.metric, r) for r in results],
+        results=[SearchResults(hits=[SearchHit.from_hit(h) for h in r]) for r in results],
     )
