@@ -1,12 +1,16 @@
 """Pictures for people who would rather look than read: each function returns PNG bytes.
 
 matplotlib is imported here only, lazily, and drawn with the Agg canvas on a standalone ``Figure``
-(no pyplot): no display needed, no global figure state, safe from a server's worker threads.
+(no pyplot): no display needed and no global figure state. matplotlib does not promise thread
+safety even then (font and text caches are shared), so a server's worker threads draw one picture
+at a time.
 """
 
+import functools
 import io
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ParamSpec
 
 import numpy as np
 
@@ -20,6 +24,19 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+P = ParamSpec("P")
+_DRAWING = threading.Lock()
+
+
+def _one_at_a_time(draw: Callable[P, bytes]) -> Callable[P, bytes]:
+    """Serialise a drawing function across threads (see the module docstring)."""
+
+    @functools.wraps(draw)
+    def serialised(*args: P.args, **kwargs: P.kwargs) -> bytes:
+        with _DRAWING:
+            return draw(*args, **kwargs)
+
+    return serialised
 
 
 def _figure(width: float = 7.0, height: float = 4.0) -> "Figure":
@@ -39,6 +56,7 @@ def _png(fig: "Figure") -> bytes:
     return buf.getvalue()
 
 
+@_one_at_a_time
 def softmax_temperature_png(
     logits: ArrayLike,
     temperatures: Sequence[float] = (0.1, 0.5, 1.0, 1.5, 5.0),
@@ -72,6 +90,7 @@ def softmax_temperature_png(
     return _png(fig)
 
 
+@_one_at_a_time
 def attention_heatmap_png(
     weights: ArrayLike, tokens: Sequence[str], title: str = "attention weights"
 ) -> bytes:
@@ -96,6 +115,7 @@ def attention_heatmap_png(
     return _png(fig)
 
 
+@_one_at_a_time
 def descent_png(surface_name: str, runs: Sequence[tuple[str, Trajectory]]) -> bytes:
     """Paths of the rolling ball over the surface's contour lines; the star is the minimum.
 
@@ -121,6 +141,7 @@ def descent_png(surface_name: str, runs: Sequence[tuple[str, Trajectory]]) -> by
     return _png(fig)
 
 
+@_one_at_a_time
 def complexity_png(result: Complexity) -> bytes:
     """Measured attention time against n on log-log axes: a straight line of slope 2 is n^2.
 
