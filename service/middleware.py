@@ -22,7 +22,8 @@ async def send_error(
     detail: str,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    body = json.dumps({"error": code, "detail": detail, "field": None}).encode()
+    error = {"error": code, "detail": detail, "field": None}
+    body = json.dumps(error, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
