@@ -29,46 +29,35 @@ from primer_math.surfaces import SURFACES
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
 
-def _emit(as_json: bool, data: object, text: str) -> None:
-    print(json.dumps(data, indent=2) if as_json else text)
+def _emit(as_json: bool, data: dict[str, object], lines: list[str]) -> None:
+    """Print JSON for machines, or the lines for people."""
+    print(json.dumps(data, indent=2) if as_json else "\n".join(lines))
 
 
 def cmd_softmax(args: argparse.Namespace) -> int:
     """Print the vote for some logits, after temperature and the top-k / top-p cut."""
     tempered = softmax(args.logits, args.temperature)
     probs, kept = sampling_distribution(args.logits, args.temperature, args.top_k, args.top_p)
+    H = float(entropy(tempered))
     rows = [
         f"  {i:>3}  {z:>9.4g}  {t:8.4f}  {p:8.4f}  {'kept' if i in kept else ''}"
         for i, (z, t, p) in enumerate(zip(args.logits, tempered, probs, strict=True))
     ]
-    text = "\n".join(
-        [
-            f"softmax at T={args.temperature:g}",
-            "    i      logit  softmax  sampled",
-            *rows,
-            f"entropy {float(entropy(tempered)):.4f} nats (uniform: {np.log(len(probs)):.4f})",
-        ]
-    )
-    data = {
-        "logits": args.logits,
-        "temperature": args.temperature,
-        "probs": tempered.tolist(),
-        "sampled_probs": probs.tolist(),
-        "kept": kept.tolist(),
-        "entropy": float(entropy(tempered)),
-    }
-    _emit(args.json, data, text)
+    head = [f"softmax at T={args.temperature:g}", "    i      logit  softmax  sampled"]
+    tail = [f"entropy {H:.4f} nats (uniform: {np.log(len(probs)):.4f})"]
+    data = dict(logits=args.logits, temperature=args.temperature, probs=tempered.tolist(),
+                sampled_probs=probs.tolist(), kept=kept.tolist(), entropy=H)  # fmt: skip
+    _emit(args.json, data, head + rows + tail)
     return 0
 
 
-def _format_matrix(tokens: list[str], A: Array) -> str:
+def _format_matrix(tokens: list[str], A: Array) -> list[str]:
+    """A weights matrix as aligned rows, labelled with the tokens."""
     width = max(6, *(len(t) for t in tokens))
     head = " " * (width + 2) + " ".join(f"{t[:6]:>6}" for t in tokens)
-    rows = [
-        f"{t:>{width}}  " + " ".join(f"{w:6.3f}" for w in row)
-        for t, row in zip(tokens, A, strict=True)
-    ]
-    return "\n".join([head, *rows])
+    cells = [" ".join(f"{w:6.3f}" for w in row) for row in A]
+    rows = [f"{t:>{width}}  {c}" for t, c in zip(tokens, cells, strict=True)]
+    return [head, *rows]
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
@@ -78,66 +67,42 @@ def cmd_attention(args: argparse.Namespace) -> int:
     tokens, X = load_embedder(args.embedder).token_embeddings(args.text)
     _, A = self_attention(X, causal=args.causal)
     others = A - np.eye(len(tokens)) * A  # each token's strongest link besides itself
-    links = [
-        f"  {t} -> {tokens[int(j)]} ({A[i, j]:.3f})"
-        for i, (t, j) in enumerate(zip(tokens, others.argmax(axis=1), strict=True))
-    ]
-    text = "\n".join(
-        [
-            f"self-attention over {len(tokens)} tokens ({args.embedder}); rows sum to 1",
-            _format_matrix(tokens, A),
-            "strongest link to another token:",
-            *links,
-        ]
-    )
-    _emit(args.json, {"tokens": tokens, "weights": A.tolist(), "embedder": args.embedder}, text)
+    links = [f"  {t} -> {tokens[j]} ({A[i, j]:.3f})" for i, (t, j) in
+             enumerate(zip(tokens, others.argmax(axis=1).tolist(), strict=True))]  # fmt: skip
+    head = f"self-attention over {len(tokens)} tokens ({args.embedder}); rows sum to 1"
+    lines = [head, *_format_matrix(tokens, A), "strongest link to another token:", *links]
+    _emit(args.json, {"tokens": tokens, "weights": A.tolist(), "embedder": args.embedder}, lines)
     return 0
 
 
 def cmd_descent(args: argparse.Namespace) -> int:
-    """Roll down a surface and print the path every few steps."""
+    """Roll down a surface and print the path at about ten points."""
     lr = args.lr if args.lr is not None else suggested_lr(args.surface, args.optimizer)
     t = run(args.surface, args.optimizer, lr, args.steps, args.start)
-    every = max(1, len(t.points) // 10)
-    rows = [
-        f"  {i:>6}  ({p[0]:9.4f}, {p[1]:9.4f})  {loss:.6g}"
-        for i, (p, loss) in enumerate(zip(t.points, t.losses, strict=True))
-        if i % every == 0 or i == len(t.points) - 1
-    ]
-    status = (
-        "DIVERGED (lr too large?)" if t.diverged else f"minimum at {SURFACES[args.surface].minimum}"
-    )
-    text = "\n".join(
-        [
-            f"{args.optimizer} on {args.surface}, lr={lr:g}, {len(t.points) - 1} steps",
-            "    step   point                   loss",
-            *rows,
-            status,
-        ]
-    )
-    data = {
-        "surface": args.surface,
-        "optimizer": args.optimizer,
-        "lr": lr,
-        "trajectory": t.points.tolist(),
-        "losses": t.losses.tolist(),
-        "diverged": t.diverged,
-    }
-    _emit(args.json, data, text)
+    last, every = len(t.points) - 1, max(1, len(t.points) // 10)
+    rows = [f"  {i:>6}  ({x:9.4f}, {y:9.4f})  {t.losses[i]:.6g}"
+            for i, (x, y) in enumerate(t.points) if i % every == 0 or i == last]  # fmt: skip
+    head = [f"{args.optimizer} on {args.surface}, lr={lr:g}, {last} steps",
+            "    step   point                   loss"]  # fmt: skip
+    minimum = SURFACES[args.surface].minimum
+    tail = ["DIVERGED (lr too large?)" if t.diverged else f"minimum at {minimum}"]
+    data = dict(surface=args.surface, optimizer=args.optimizer, lr=lr, diverged=t.diverged,
+                trajectory=t.points.tolist(), losses=t.losses.tolist())  # fmt: skip
+    _emit(args.json, data, head + rows + tail)
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Print one explanation, or the list of topics."""
     if args.topic is None:
-        _emit(args.json, list(TOPICS), "topics: " + ", ".join(TOPICS))
+        _emit(args.json, {"topics": list(TOPICS)}, ["topics: " + ", ".join(TOPICS)])
         return 0
     try:
         e = explain(args.topic)
     except UnknownTopic as err:
         print(err.args[0], file=sys.stderr)
         return 2
-    _emit(args.json, e.as_dict(), e.as_text())
+    _emit(args.json, e.as_dict(), [e.as_text()])
     return 0
 
 
@@ -215,6 +180,11 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; the exit status is 0 on success, 2 on bad input."""
+    """Run one command; the exit status is 0 on success, 2 on bad input.
+
+    >>> main(["explain"])
+    topics: vectors, softmax, attention, loss, descent
+    0
+    """
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command](args)
