@@ -92,17 +92,22 @@ class EngineBackend:
     """Runs through the engine: its embedder, collections, FAISS indexes and analogy formulas.
 
     Collections live in the engine's data directory: `eval-words-*` (a words-style collection of
-    a test set's vocabulary) and `eval-<dataset>-vectors` (a corpus embedded once, reused for
-    every index kind and every later run) are kept; per-kind search collections are dropped
-    after use unless `keep` is set.
+    a test set's vocabulary) and `eval-<dataset>-<embedder>-vectors` (a corpus embedded once,
+    reused for every index kind and every later run; in `cache`'s data directory if given) are
+    kept; per-kind search collections are dropped after use unless `keep` is set.
     """
 
     via = "engine"
 
     def __init__(
-        self, engine: Engine, progress: ProgressFactory = no_progress, keep: bool = False
+        self,
+        engine: Engine,
+        progress: ProgressFactory = no_progress,
+        keep: bool = False,
+        cache: Engine | None = None,
     ) -> None:
         self.engine = engine
+        self.cache = cache or engine  # where embedded corpora are kept between runs
         self.progress = progress
         self.keep = keep
         self.embedder = engine.embedder().name
@@ -157,11 +162,15 @@ class EngineBackend:
     def corpus_vectors(
         self, dataset: str, corpus: dict[str, str]
     ) -> tuple[dict[str, NDArray[np.float32]], float]:
-        """Every document's vector, embedded once into `eval-<dataset>-vectors` and read back
-        from there on later runs (a changed text is re-embedded). Returns (vectors, seconds
-        spent embedding)."""
-        col = self.engine.create_collection(
-            collection_name(dataset, "vectors"), metric="cosine", index="flat", exist_ok=True
+        """Every document's vector, embedded once into `eval-<dataset>-<embedder>-vectors` and
+        read back from there on later runs (a changed text is re-embedded). Returns (vectors,
+        seconds spent embedding)."""
+        col = self.cache.create_collection(
+            collection_name(dataset, self.embedder, "vectors"),
+            metric="cosine",
+            index="flat",
+            embedder=self.embedder,
+            exist_ok=True,
         )
         ids = sorted(corpus)
         t0, embedded = time.perf_counter(), 0

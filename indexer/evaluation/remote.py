@@ -3,11 +3,11 @@
 - STS: `POST /v1/similarity {texts}`; with one pair per request (the default) the answer's
   `pair.cosine`, otherwise `cosine[2i][2i+1]` of the pairwise matrix.
 - Words (analogy, word similarity): `POST /v1/embeddings` (the OpenAI format), normalised.
-- Retrieval: the corpus goes once into `eval-<dataset>-vectors` (`PUT .../documents` with texts,
-  `skip_unchanged`, so the server embeds it once across runs), its stored vectors are read back
-  (`GET .../documents?with_vectors=true`) and sent to a fresh collection per index kind, which
-  `POST .../search/batch` then queries by text (the server embeds the queries: the time per query
-  is end to end).
+- Retrieval: the corpus goes once into `eval-<dataset>-<embedder>-vectors` (`PUT .../documents`
+  with texts and `skip_unchanged`, so the server embeds it once across runs), its stored vectors
+  are read back (`GET .../documents?with_vectors=true`) and sent to a fresh collection per index
+  kind, which `POST .../search/batch` then queries by text (the server embeds the queries: the
+  time per query is end to end).
 
 `HttpBackend` takes any `httpx.Client` whose base URL is the service (FastAPI's TestClient is
 one), or builds its own from a URL.
@@ -156,7 +156,7 @@ class HttpBackend:
     def corpus_vectors(
         self, dataset: str, corpus: dict[str, str]
     ) -> tuple[dict[str, list[float]], float]:
-        name = collection_name(dataset, "vectors")
+        name = collection_name(dataset, self.embedder, "vectors")
         try:
             self._call("POST", "/v1/collections", json={"name": name})
         except RemoteError as e:

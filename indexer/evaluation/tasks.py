@@ -45,7 +45,7 @@ def _published(task: str, path: Path, embedder: str, scores: dict[str, float]) -
         return []
     figures, source = entry
     parts = [
-        f"{m} {v:.4f} published vs {scores[m]:.4f} here ({scores[m] - v:+.4f})"
+        f"{m} {v:g} published vs {scores[m]:.4f} here ({scores[m] - v:+.4f})"
         for m, v in figures.items()
         if m in scores
     ]
