@@ -78,6 +78,9 @@ class ReadyResponse(Response):
     status: Literal["ready"] = "ready"
     collections: list[str]
     words: str = Field(description="state of the default 'words' collection")
+    problems: dict[str, str] = Field(
+        default_factory=dict, description="collections that could not be opened, and why"
+    )
 
 
 # ---- collections ---------------------------------------------------------------------------

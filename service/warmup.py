@@ -24,7 +24,7 @@ class Warmup:
         self.stop = threading.Event()
         self.failed: str | None = None
         self.progress = "waiting to start"
-        self.collections: list[str] = []
+        self.problems: dict[str, str] = {}  # collection -> why it could not be opened
         self.words = "not built (VP_BUILD_WORDS is false)"
         self.thread = threading.Thread(target=self._run, name="vp-warmup", daemon=True)
 
@@ -40,18 +40,36 @@ class Warmup:
         try:
             self.progress = f"loading embedder {self.settings.embedder!r}"
             self.engine.embedder()
-            self.progress = "opening collections"
-            self.engine.list_collections()
+            self._open_collections()
             if self.settings.build_words:
                 self._build_words()
-            self.collections = [c["name"] for c in self.engine.list_collections()]
             self.ready.set()
-            log.info("ready: %d collection(s)", len(self.collections))
+            log.info("ready: %d collection(s)", len(self.collection_names()))
         except Stopped:
             log.info("start-up interrupted by shutdown (the words build resumes next start)")
         except Exception as e:
             self.failed = f"{type(e).__name__}: {e}"
             log.exception("start-up failed")
+
+    def collection_names(self) -> list[str]:
+        """What is on disk now (cheap: no collection is opened)."""
+        root = self.engine.data_dir
+        return sorted(
+            p.name
+            for p in root.iterdir()
+            if not p.name.startswith(".") and (p / "manifest.json").exists()
+        )
+
+    def _open_collections(self) -> None:
+        """Open (load, replay) each collection now rather than on its first request. One that
+        fails is reported by /readyz and in the log; the others are served."""
+        for name in self.collection_names():
+            self.progress = f"opening collection {name!r}"
+            try:
+                self.engine.collection(name)
+            except VPError as e:
+                self.problems[name] = e.detail
+                log.error("collection %r cannot be opened: %s", name, e.detail)
 
     def _build_words(self) -> None:
         vocabulary = self.engine.embedder().vocabulary()

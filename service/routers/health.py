@@ -29,4 +29,6 @@ async def readyz(request: Request) -> ReadyResponse | JSONResponse:
         return error_response(503, "not_ready", f"start-up failed: {warmup.failed}")
     if not warmup.ready.is_set():
         return error_response(503, "not_ready", f"starting: {warmup.progress}")
-    return ReadyResponse(collections=warmup.collections, words=warmup.words)
+    return ReadyResponse(
+        collections=warmup.collection_names(), words=warmup.words, problems=warmup.problems
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from indexer import Engine
 from service.app import create_app
 from service.warmup import Warmup
 
@@ -61,6 +62,24 @@ def test_words_build_is_skipped_for_an_embedder_without_vocabulary(tmp_path: Pat
     with open_client(create_app(make_settings(tmp_path, build_words=True))) as c:
         c.wait_ready()
         assert "no vocabulary" in c.get("/readyz").json()["words"]
+
+
+def test_a_collection_that_cannot_open_is_reported_and_the_rest_served(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    engine = Engine(settings)
+    engine.create_collection("good")
+    engine.create_collection("broken")
+    engine.close()
+    (settings.data_dir / "broken" / "manifest.json").write_text("{not json")
+    with open_client(create_app(settings)) as c:
+        c.wait_ready()
+        ready = c.get("/readyz").json()
+        assert ready["collections"] == ["broken", "good"]
+        assert "manifest" in ready["problems"]["broken"]
+        assert c.get("/v1/collections/good").status_code == 200
+        r = c.get("/v1/collections/broken")
+        assert_error(r, 500, "corrupt_collection")
+        assert "Traceback" not in r.text
 
 
 def test_openapi_schema_is_served(client: RecordingClient) -> None:
