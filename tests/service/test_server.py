@@ -49,7 +49,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         VP_DATA_DIR=str(tmp / "data"),
         VP_PORT=str(port),
         VP_HOST="127.0.0.1",
-        VP_EMBED_THREADS=str(min(2, os.cpu_count() or 1)),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
     )
@@ -71,16 +70,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
+    state = "no answer yet"
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"server exited early:\n{log.read_text()[-3000:]}"
+        assert proc.poll() is None, f"server exited early:\n{server_log(log)}"
         try:
-            if client.get("/readyz").status_code == 200:
-                print(f"ready after {time.monotonic() - deadline + START_TIMEOUT:.1f} s")
+            r = client.get("/readyz")
+            if r.status_code == 200:
                 return
+            state = r.json()["detail"]
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    pytest.fail(f"not ready after {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(f"not ready after {START_TIMEOUT} s ({state}):\n{server_log(log)}")
+
+
+def server_log(log: Path) -> str:
+    """The server's log without the access lines of our /readyz polling."""
+    lines = [line for line in log.read_text().splitlines() if "GET /readyz" not in line]
+    return "\n".join(lines[-40:])
 
 
 @pytest.mark.model
