@@ -54,7 +54,15 @@ def error_response(
 
 
 def field_name(loc: Sequence[str | int]) -> str:
-    """('body', 'documents', 0, 'vector') -> 'documents[0].vector'; ('query', 'k') -> 'k'."""
+    """Where a value sits, spelled as the engine spells it.
+
+    >>> field_name(("body", "documents", 0, "vector", 3))
+    'documents[0].vector[3]'
+    >>> field_name(("query", "k"))
+    'k'
+    >>> field_name(("body",))
+    'body'
+    """
     parts = list(loc[1:] if loc and loc[0] in _SOURCES else loc)
     out = ""
     for p in parts:

@@ -13,7 +13,14 @@ Matrix = NDArray[np.float64]
 
 
 def pairwise(X: NDArray[np.floating]) -> dict[str, Matrix]:
-    """(n, d) -> {'cosine', 'l2', 'dot', 'angle_degrees'}, each (n, n)."""
+    """(n, d) -> {'cosine', 'l2', 'dot', 'angle_degrees'}, each (n, n).
+
+    >>> m = pairwise(np.array([[1.0, 0.0], [1.0, 1.0]]))
+    >>> round(float(m["cosine"][0, 1]), 4), round(float(m["angle_degrees"][0, 1]), 1)
+    (0.7071, 45.0)
+    >>> float(m["l2"][0, 1]), float(m["dot"][1, 1])
+    (1.0, 2.0)
+    """
     X = np.asarray(X, dtype=np.float64)
     dot = X @ X.T  # (n, n)
     sq = np.diag(dot)  # (n,) squared lengths
