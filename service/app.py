@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -31,7 +32,9 @@ with all-MiniLM-L6-v2 (or your vectors), searched by cosine, L2 or dot product o
 word analogies; pairwise similarity; OpenAI-compatible embeddings.
 
 Errors are JSON `{error, detail, field}`."""
-ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 500, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 500, 503)
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     for module in (collections, documents, search, analogy, similarity, embeddings):
-        app.include_router(module.router, prefix="/v1", responses=ERRORS)  # type: ignore[arg-type]
+        app.include_router(module.router, prefix="/v1", responses=ERRORS)
     if importlib.util.find_spec("service.routers.math") is not None:  # primer_math's routes
         app.include_router(importlib.import_module("service.routers.math").router)
     # Starlette runs the last added middleware first: the key is checked before a body is read.

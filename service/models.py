@@ -91,6 +91,11 @@ class CreateCollectionRequest(Request):
     params: dict[str, int] | None = Field(None, examples=[{"M": 32, "ef_construction": 200}])
     embedder: str | None = Field(None, max_length=256, description="default: the service's")
     dim: int | None = Field(None, ge=1, le=MAX_DIM, description="only for vector-only collections")
+    get_or_create: bool = Field(
+        False,
+        description="if the collection exists with the same metric, index, embedder and dim, "
+        "return it (200) instead of 409; a different spec is still 409",
+    )
 
 
 class CollectionResponse(Response):

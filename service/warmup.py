@@ -64,6 +64,8 @@ class Warmup:
         """Open (load, replay) each collection now rather than on its first request. One that
         fails is reported by /readyz and in the log; the others are served."""
         for name in self.collection_names():
+            if self.stop.is_set():
+                raise Stopped
             self.progress = f"opening collection {name!r}"
             try:
                 self.engine.collection(name)

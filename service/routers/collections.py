@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from indexer.errors import InvalidInput
 from service.deps import EngineDep, SettingsDep
@@ -28,24 +28,30 @@ def list_collections(engine: EngineDep) -> CollectionListResponse:
 
 @router.post("/collections", status_code=201)
 def create_collection(
-    req: CreateCollectionRequest, engine: EngineDep, settings: SettingsDep
+    req: CreateCollectionRequest, engine: EngineDep, settings: SettingsDep, response: Response
 ) -> CollectionResponse:
-    """A new empty collection. Without `dim` texts are embedded with `embedder` (default: the
-    service's); with `dim` alone it stores the vectors you send."""
-    if (
-        req.embedder is not None
-        and req.embedder != settings.embedder
-        and not _HASH.match(req.embedder)
-    ):
+    """A new empty collection (201). Without `dim` texts are embedded with `embedder` (default:
+    the service's); with `dim` alone it stores the vectors you send. With `get_or_create` an
+    existing collection of the same spec is returned (200)."""
+    check_embedder(req.embedder, settings.embedder)
+    existed = req.get_or_create and (engine.data_dir / req.name / "manifest.json").exists()
+    col = engine.create_collection(
+        req.name, req.metric, req.index, req.params, req.embedder, req.dim, req.get_or_create
+    )
+    if existed:
+        response.status_code = 200
+    return CollectionResponse(**col.describe())
+
+
+def check_embedder(requested: str | None, default: str) -> None:
+    """Only the configured model (or a hash embedder) can be named: loading another model from
+    a request would be slow, memory-hungry and a way to make the server read arbitrary paths."""
+    if requested is not None and requested != default and not _HASH.match(requested):
         raise InvalidInput(
-            f"embedder {req.embedder!r} is not served here: use "
-            f"{settings.embedder!r} (VP_EMBEDDER) or hash-<dim>",
+            f"embedder {requested!r} is not served here: use {default!r} (VP_EMBEDDER) or "
+            "hash-<dim>",
             field="embedder",
         )
-    col = engine.create_collection(
-        req.name, req.metric, req.index, req.params, req.embedder, req.dim
-    )
-    return CollectionResponse(**col.describe())
 
 
 @router.get("/collections/{name}")

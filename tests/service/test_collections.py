@@ -59,6 +59,22 @@ def test_creating_an_existing_collection_is_409_and_changes_nothing(
     assert describe(client, "notes") == before
 
 
+def test_get_or_create_returns_the_same_spec_and_refuses_another(client: RecordingClient) -> None:
+    body = {"name": "notes", "metric": "dot", "get_or_create": True}
+    first = client.post("/v1/collections", json=body)
+    assert first.status_code == 201
+    client.put("/v1/collections/notes/documents", json={"documents": [{"id": "a", "text": "x"}]})
+    again = client.post("/v1/collections", json=body)
+    assert again.status_code == 200
+    assert again.json()["count"] == 1
+    before = describe(client, "notes")
+    r = client.post("/v1/collections", json={**body, "metric": "l2"})
+    assert_error(r, 409, "embedder_mismatch", "metric")
+    r = client.post("/v1/collections", json={**body, "embedder": "hash-64"})
+    assert_error(r, 409, "embedder_mismatch", "embedder")
+    assert describe(client, "notes") == before
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
