@@ -64,7 +64,7 @@ def _cell(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "nan"
-        return f"{v:+.4f}" if abs(v) < 1 and v < 0 else f"{v:.4f}" if abs(v) < 10 else f"{v:,.1f}"
+        return f"{v:.4f}" if abs(v) < 1 else f"{v:,.2f}"  # scores to 4 places, times to 2
     if isinstance(v, int):
         return f"{v:,}"
     return str(v)
