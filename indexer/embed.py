@@ -135,9 +135,18 @@ def _model_path(name: str) -> str:
     return name
 
 
-@lru_cache(maxsize=8)
+_LOAD_LOCK = threading.Lock()
+
+
 def load_embedder(name: str = DEFAULT_MODEL, threads: int = 1, batch_size: int = 64) -> Embedder:
-    """One shared instance per (name, threads): the model loads once per process."""
+    """One shared instance per (name, threads): the model loads once per process, even when
+    two threads ask for it at the same moment."""
+    with _LOAD_LOCK:
+        return _load_embedder(name, threads, batch_size)
+
+
+@lru_cache(maxsize=8)
+def _load_embedder(name: str, threads: int, batch_size: int) -> Embedder:
     if name.startswith("hash-"):
         try:
             dim = int(name.removeprefix("hash-"))

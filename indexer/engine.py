@@ -16,8 +16,15 @@ from typing import Any
 
 from .collection import Collection
 from .embed import Embedder, load_embedder
-from .errors import CollectionExists, CollectionNotFound, EmbedderMismatch, InvalidInput
-from .index import validate_spec
+from .errors import (
+    CollectionExists,
+    CollectionNotFound,
+    EmbedderMismatch,
+    InvalidInput,
+    SpecMismatch,
+    VPError,
+)
+from .index import set_threads, validate_spec
 from .settings import Settings
 from .store import NAME_RE, Store, fsync_dir, read_manifest, write_manifest
 
@@ -27,6 +34,7 @@ class Engine:
         self.settings = settings or Settings()
         self.data_dir = Path(self.settings.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        set_threads(self.settings.faiss_threads)
         self._open: dict[str, tuple[int, Collection]] = {}  # name -> (store inode, collection)
         self._lock = threading.Lock()
 
@@ -114,7 +122,8 @@ class Engine:
     def _check_same(col: Collection, want: dict[str, Any]) -> None:
         for key in ("metric", "index", "embedder", "dim"):
             if want[key] != col.manifest.get(key):
-                raise EmbedderMismatch(
+                err = EmbedderMismatch if key in ("embedder", "dim") else SpecMismatch
+                raise err(
                     f"collection {col.name!r} exists with {key}={col.manifest.get(key)!r}, "
                     f"not {want[key]!r}",
                     field=key,
@@ -171,7 +180,8 @@ class Engine:
         for path in sorted(self.data_dir.iterdir()):
             if path.name.startswith(".") or not (path / "manifest.json").exists():
                 continue
-            with contextlib.suppress(CollectionNotFound):
+            # one damaged collection must not hide the others (it reports when opened by name)
+            with contextlib.suppress(VPError):
                 out.append(self.collection(path.name).describe())
         return out
 

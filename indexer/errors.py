@@ -58,6 +58,12 @@ class EmbedderMismatch(VPError):
     code = "embedder_mismatch"
 
 
+class SpecMismatch(EmbedderMismatch):
+    """A collection exists with another metric or index kind than the one asked for."""
+
+    code = "spec_mismatch"
+
+
 class CollectionBusy(VPError):
     """Another writer holds the collection (e.g. a rebuild in another process)."""
 

@@ -52,6 +52,12 @@ DEFAULT_ANN_THRESHOLD = 1000
 SMALL_SUBSET = 4096
 
 
+def set_threads(n: int) -> None:
+    """OpenMP threads for FAISS. On 2 shared cores, 2 spinning OpenMP threads made IVF-PQ
+    training 25x slower (23 s vs 0.9 s for 3,000 vectors) than 1 thread: so 1 by default."""
+    faiss.omp_set_num_threads(n)
+
+
 def higher_is_better(metric: str) -> bool:
     return metric != "l2"
 

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     )
     embed_threads: int = Field(1, ge=1, le=64, description="torch threads for embedding")
     embed_batch_size: int = Field(64, ge=1, le=4096)
+    faiss_threads: int = Field(
+        1, ge=1, le=64, description="OpenMP threads for FAISS training and batch search"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     build_words: bool = Field(True, description="build the 'words' collection on first start")

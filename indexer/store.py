@@ -245,6 +245,8 @@ class Store:
         return seq
 
     def delete(self, ids: list[str]) -> tuple[int, list[str]]:
+        if not self._labels_of(self._conn(), ids):  # nothing to delete: no new seq either
+            return self.state()[0], []
         with self._write() as (conn, seq):
             old = self._labels_of(conn, ids)
             conn.executemany(

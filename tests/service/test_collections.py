@@ -69,7 +69,7 @@ def test_get_or_create_returns_the_same_spec_and_refuses_another(client: Recordi
     assert again.json()["count"] == 1
     before = describe(client, "notes")
     r = client.post("/v1/collections", json={**body, "metric": "l2"})
-    assert_error(r, 409, "embedder_mismatch", "metric")
+    assert_error(r, 409, "spec_mismatch", "metric")
     r = client.post("/v1/collections", json={**body, "embedder": "hash-64"})
     assert_error(r, 409, "embedder_mismatch", "embedder")
     assert describe(client, "notes") == before
