@@ -272,3 +272,38 @@ def test_hnsw_tombstones_trigger_a_rebuild(engine: Engine) -> None:
     col.delete(ids=[d.id for d in docs[150:300]])  # > 25% dead: rebuilt without them
     state = col.describe()["ann"]
     assert state["tombstones"] == 0 and state["ann_vectors"] == 500
+
+
+WRITER = """
+import sys
+import numpy as np
+from indexer import DocumentIn, Engine, Settings
+col = Engine(Settings(data_dir=sys.argv[1], embedder="hash-384")).collection("c")
+rng = np.random.default_rng(int(sys.argv[2]))
+for batch in range(20):
+    col.upsert([DocumentIn(id=f"{sys.argv[2]}-{batch}-{i}", vector=rng.normal(size=16))
+                for i in range(25)])
+print("done")
+"""
+
+
+def test_two_writer_processes_never_corrupt_a_collection(tmp_path: Path) -> None:
+    engine = Engine(Settings(data_dir=tmp_path, embedder="hash-384"))
+    col = engine.create_collection("c", dim=16, index="hnsw", params={"ann_threshold": 200})
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), str(seed)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    for p in procs:
+        out, _ = p.communicate(timeout=180)
+        assert p.returncode == 0 and out.strip() == "done"
+    assert col.count() == 2 * 20 * 25
+    state = col.describe()
+    assert state["ann"]["built"] and state["ann"]["ann_vectors"] == 1000
+    for doc_id in ("1-0-0", "2-19-24", "1-7-3"):
+        v = col.get(doc_id).vector
+        assert col.search(Query(vector=v, k=1))[0].id == doc_id
