@@ -36,7 +36,32 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_batch: int = Field(10_000, ge=1, description="max documents per upsert request")
     max_k: int = Field(1000, ge=1)
-    api_key: str | None = Field(None, description="if set, required as Bearer token or X-API-Key")
+    api_key: str | None = Field(
+        None,
+        description="read-write key; if set, every route but health and docs needs a key "
+        "(Authorization: Bearer, api-key or X-API-Key header); empty = unset",
+    )
+    # ---- HTTP hardening (issue 6: service/auth.py, service/limits.py) ----
+    api_key_file: Path | None = Field(None, description="read the read-write key from this file")
+    read_only_api_key: str | None = Field(
+        None, description="a key for reads only: writes answer 403 (needs a read-write key too)"
+    )
+    read_only_api_key_file: Path | None = Field(None, description="read-only key from a file")
+    allow_insecure: bool = Field(
+        False, description="allow binding a non-loopback address without an API key"
+    )
+    cors_origins: str = Field(
+        "", description="comma-separated origins allowed by CORS; empty = CORS off"
+    )
+    max_concurrency: int = Field(
+        32, ge=1, le=10_000, description="requests handled at once; more wait, then 503"
+    )
+    queue_timeout: float = Field(
+        1.0, ge=0, le=60, description="seconds a request waits for a free slot before 503"
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="seconds a client has to send its whole body (408)"
+    )
 
 
 def check_environment(environ: dict[str, str] | None = None) -> None:
