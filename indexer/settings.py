@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -36,14 +36,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_batch: int = Field(10_000, ge=1, description="max documents per upsert request")
     max_k: int = Field(1000, ge=1)
-    api_key: str | None = Field(
+    write_lock_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=600,
+        description="seconds a write waits for another process's write lock on a collection "
+        "before failing with 409 collection_busy",
+    )
+    api_key: SecretStr | None = Field(
         None,
         description="read-write key; if set, every route but health and docs needs a key "
         "(Authorization: Bearer, api-key or X-API-Key header); empty = unset",
     )
     # ---- HTTP hardening (issue 6: service/auth.py, service/limits.py) ----
     api_key_file: Path | None = Field(None, description="read the read-write key from this file")
-    read_only_api_key: str | None = Field(
+    read_only_api_key: SecretStr | None = Field(
         None, description="a key for reads only: writes answer 403 (needs a read-write key too)"
     )
     read_only_api_key_file: Path | None = Field(None, description="read-only key from a file")

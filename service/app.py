@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from indexer import Engine, Settings
 from indexer.settings import load_settings
 from service.errors import install_error_handlers
-from service.middleware import ApiKeyMiddleware, BodyLimitMiddleware
+from service.middleware import install_middleware
 from service.models import ErrorResponse
 from service.routers import (
     analogy,
@@ -63,8 +63,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/v1", responses=ERRORS)
     if importlib.util.find_spec("service.routers.math") is not None:  # primer_math's routes
         app.include_router(importlib.import_module("service.routers.math").router)
-    # Starlette runs the last added middleware first: the key is checked before a body is read.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    if settings.api_key:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    # keys, body limits, concurrency limit, CORS (service/middleware.py has the order)
+    install_middleware(app, settings)
     return app

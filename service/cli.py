@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sys
@@ -26,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (VP_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (VP_PORT, default 8000)")
     serve.add_argument("--data-dir", help="where collections live (VP_DATA_DIR)")
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback --host without an API key (VP_ALLOW_INSECURE)",
+    )
     sub.add_parser(
         "index", help="batch jobs: build, rebuild, ... (see 'index --help')", add_help=False
     )
@@ -44,6 +51,31 @@ def _settings_error(e: ValidationError) -> str:
     return "bad setting(s): " + "; ".join(parts)
 
 
+def is_loopback(host: str) -> bool:
+    """Only this machine can connect: 127.0.0.0/8, ::1 or localhost.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "example.org")]
+    [True, True, True, False, False]
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name may resolve to anything
+
+
+def check_exposure(settings: Settings, keys_on: bool) -> None:
+    """Refuse to serve the whole network without a key unless told it is on purpose."""
+    if keys_on or settings.allow_insecure or is_loopback(settings.host):
+        return
+    raise ValueError(
+        f"refusing to bind {settings.host} without an API key: anyone who can reach it could "
+        "read and write everything. Set VP_API_KEY (or VP_API_KEY_FILE), bind 127.0.0.1, or "
+        "pass --insecure (VP_ALLOW_INSECURE=true) if that is what you want"
+    )
+
+
 def _exit_zero_after_graceful_shutdown(server: uvicorn.Server) -> None:
     """uvicorn handles SIGINT/SIGTERM with a graceful shutdown, then raises the signal again
     for the handler that was there before it; ours makes that a clean exit (0), while a signal
@@ -60,21 +92,25 @@ def _exit_zero_after_graceful_shutdown(server: uvicorn.Server) -> None:
 def serve(args: argparse.Namespace) -> int:
     try:
         check_environment()
-        overrides = {
-            k: v
-            for k, v in (("host", args.host), ("port", args.port), ("data_dir", args.data_dir))
-            if v is not None
-        }
-        settings = Settings(**overrides)
+        flags = (
+            ("host", args.host),
+            ("port", args.port),
+            ("data_dir", args.data_dir),
+            ("allow_insecure", args.insecure),
+        )
+        settings = Settings(**{k: v for k, v in flags if v is not None})
+        from service.app import create_app
+
+        app = create_app(settings)  # refuses unusable key settings (ValueError)
+        check_exposure(settings, app.state.keys.enabled)
     except ValueError as e:  # pydantic's ValidationError is a ValueError too
         return _fail(_settings_error(e) if isinstance(e, ValidationError) else str(e))
-    from service.app import create_app
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

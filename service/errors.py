@@ -7,7 +7,9 @@ whose body never contains a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from indexer import VPError
 
@@ -22,12 +25,20 @@ log = logging.getLogger("vector_primer.service")
 
 _SOURCES = ("body", "query", "path", "header", "cookie")
 _HTTP_CODES = {
+    400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
     503: "not_ready",
 }
+# An absolute path with at least two parts ('/srv/data/c/store.sqlite'): server errors name no
+# files, so a client learns nothing about the layout of the host (the log has them).
+_PATH = re.compile(r"(?<![\w.:])/(?:[\w.@+-]+/)+[\w.@+-]*")
 
 
 class ModelNotFound(VPError):
@@ -51,6 +62,42 @@ def error_response(
     return JSONResponse(
         error_body(code, detail, field), status_code=status, headers=dict(headers or {})
     )
+
+
+def redact_paths(text: str) -> str:
+    """Replace absolute file paths by `<path>`.
+
+    >>> redact_paths("cannot read /srv/data/c/manifest.json: [Errno 5] I/O error")
+    'cannot read <path>: [Errno 5] I/O error'
+    >>> redact_paths("PUT /v1/collections needs the key")
+    'PUT <path> needs the key'
+    >>> redact_paths("a/b and 1/2 stay")
+    'a/b and 1/2 stay'
+    """
+    return _PATH.sub("<path>", text)
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """The error shape, straight over ASGI: for middlewares that answer without the app."""
+    body = json.dumps(error_body(code, detail), separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def field_name(loc: Sequence[str | int]) -> str:
@@ -90,9 +137,10 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 def _engine_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, VPError)
-    if exc.status >= 500:
-        log.error("engine error %s: %s", exc.code, exc.detail)
-    return error_response(exc.status, exc.code, exc.detail, exc.field)
+    if exc.status < 500:
+        return error_response(exc.status, exc.code, exc.detail, exc.field)
+    log.error("engine error %s: %s", exc.code, exc.detail)
+    return error_response(exc.status, exc.code, redact_paths(exc.detail), exc.field)
 
 
 def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -75,11 +75,17 @@ class LiveResponse(Response):
 
 
 class ReadyResponse(Response):
+    """Details only for callers with a key when API keys are on: probes learn nothing else."""
+
     status: Literal["ready"] = "ready"
-    collections: list[str]
-    words: str = Field(description="state of the default 'words' collection")
-    problems: dict[str, str] = Field(
-        default_factory=dict, description="collections that could not be opened, and why"
+    collections: list[str] | None = Field(None, exclude_if=lambda v: v is None)
+    words: str | None = Field(
+        None, exclude_if=lambda v: v is None, description="state of the 'words' collection"
+    )
+    problems: dict[str, str] | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="collections that could not be opened, and why",
     )
 
 

@@ -59,7 +59,8 @@ def test_serve_passes_settings_and_flags_to_uvicorn(
     monkeypatch.setattr(cli, "_exit_zero_after_graceful_shutdown", lambda server: None)
     monkeypatch.setenv("VP_PORT", "9123")
     monkeypatch.setenv("VP_EMBEDDER", "hash-16")
-    assert cli.main(["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)]) == 0
+    argv = ["serve", "--host", "0.0.0.0", "--insecure", "--data-dir", str(tmp_path)]
+    assert cli.main(argv) == 0  # no key on 0.0.0.0 needs --insecure (tests/reliability)
     assert (seen["host"], seen["port"]) == ("0.0.0.0", 9123)
     assert seen["app"].state.settings.data_dir == tmp_path
     assert seen["app"].state.settings.embedder == "hash-16"
