@@ -40,3 +40,32 @@ fmt: $(STAMP)  ## format and autofix
 
 clean:  ## remove the virtual environment
 	rm -rf $(VENV)
+
+# ---- evaluation: full runs over ../shared/data, not in CI (README "Evaluation") -------------
+# JSON results go to bench/results/ (git-ignored). The engine keeps embedded corpora under
+# ~/.cache/vector-primer/eval, the service started here under .../eval-served: only the first
+# run embeds SciFact (several minutes on one thread); later runs reuse the vectors.
+SHARED_DATA ?= $(abspath ../shared/data)
+EVAL_OUT ?= bench/results
+EVAL_PORT ?= 8765
+EVAL_SERVED ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vector-primer/eval-served
+EVAL := $(BIN)/python -m indexer.evaluation
+.PHONY: eval
+eval: $(STAMP)  ## full evaluation runs (not in CI)
+	@mkdir -p $(EVAL_OUT)
+	$(EVAL) sts $(SHARED_DATA)/stsbenchmark/sts-test.csv --out $(EVAL_OUT)/eval-sts.json
+	$(EVAL) retrieval $(SHARED_DATA)/scifact --split train --index all \
+	  --out $(EVAL_OUT)/eval-retrieval.json
+	$(EVAL) analogy $(SHARED_DATA)/bats_3.0 --out $(EVAL_OUT)/eval-analogy.json
+	$(EVAL) wordsim $(SHARED_DATA)/men/MEN_dataset_natural_form_full \
+	  --out $(EVAL_OUT)/eval-wordsim.json
+	VP_BUILD_WORDS=false VP_LOG_LEVEL=warning $(BIN)/python -m service serve \
+	  --port $(EVAL_PORT) --data-dir $(EVAL_SERVED) & pid=$$!; trap "kill $$pid" EXIT; \
+	url=http://127.0.0.1:$(EVAL_PORT); \
+	$(EVAL) sts $(SHARED_DATA)/stsbenchmark/sts-test.csv --url $$url --wait 120 \
+	  --out $(EVAL_OUT)/eval-sts-http.json && \
+	$(EVAL) wordsim $(SHARED_DATA)/men/MEN_dataset_natural_form_full --url $$url \
+	  --out $(EVAL_OUT)/eval-wordsim-http.json && \
+	$(EVAL) analogy $(SHARED_DATA)/bats_3.0 --url $$url --out $(EVAL_OUT)/eval-analogy-http.json && \
+	$(EVAL) retrieval $(SHARED_DATA)/scifact --split train --url $$url \
+	  --out $(EVAL_OUT)/eval-retrieval-http.json
