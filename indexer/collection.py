@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,12 +24,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .embed import Embedder
-from .errors import DimensionMismatch, DocumentNotFound, InvalidInput
+from .errors import CollectionNotFound, DimensionMismatch, DocumentNotFound, InvalidInput, VPError
 from .filters import compile_filter
 from .index import VectorIndex, higher_is_better
-from .store import Doc, NewDoc, Store, read_manifest
+from .store import Doc, NewDoc, Store, read_manifest, remove_stale_temp_files
 
 MAX_ID_LEN = 512
+log = logging.getLogger("vector_primer.collection")
 
 
 class RWLock:
@@ -112,10 +115,13 @@ def content_hash(
 
 
 class Collection:
-    def __init__(self, path: Path, embedder: Embedder | None) -> None:
+    def __init__(
+        self, path: Path, embedder: Embedder | None, write_lock_timeout_s: float = 2.0
+    ) -> None:
         self.path = path
         self.name = path.name
         self.embedder = embedder
+        self.write_lock_timeout_s = write_lock_timeout_s
         self.lock = RWLock()
         self._write_mutex = threading.Lock()
         self._load()
@@ -129,7 +135,13 @@ class Collection:
         self.dim: int = int(m["dim"])
         self.embedder_name: str | None = m.get("embedder")
         self.params: dict[str, Any] = dict(m.get("params") or {})
-        self.store = Store(self.path, self.dim)
+        old: Store | None = getattr(self, "store", None)
+        self.store = Store(self.path, self.dim, self.write_lock_timeout_s)
+        if old is not None and old.read_only is not None:  # read-only lasts until restart
+            self.store.read_only = old.read_only
+        if self.store.read_only is None:
+            for folder in (self.path, self.path / "snapshots"):
+                remove_stale_temp_files(folder)
         self.index = VectorIndex(self.kind, self.metric, self.dim, self.params)
         self.id_by_label: dict[int, str] = {}
         self.label_by_id: dict[str, int] = {}
@@ -153,7 +165,7 @@ class Collection:
                     continue  # damaged or foreign: try the previous one, then rebuild
         if self.index.needs_rebuild():
             self.index.build_ann()
-            self.snapshot(force=True)
+            self._publish()
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -187,10 +199,11 @@ class Collection:
         self.seq, self.generation = ch.seq, ch.generation
         if rebuild and self.index.needs_rebuild():
             self.index.build_ann()
-            self.snapshot(force=True)
+            self._publish()
 
     def sync(self) -> None:
         """Catch up with writes made by anyone (this process or another) since our seq."""
+        self._check_present()
         seq, gen = self.store.state()
         if seq == self.seq and gen == self.generation:
             return
@@ -198,9 +211,42 @@ class Collection:
             if (seq, gen) != (self.seq, self.generation):
                 self._apply(self.store.changes_since(self.seq))
 
+    def _check_present(self) -> None:
+        """A store dropped (or replaced) by another process is gone, not silently stale."""
+        try:
+            same = os.stat(self.store.db_path).st_ino == self.store.inode
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise CollectionNotFound(
+                f"collection {self.name!r} was dropped or replaced; open it again", field="name"
+            )
+
+    @property
+    def read_only(self) -> str | None:
+        """Why writes are refused (read-only disk, or an I/O error until restart), or None."""
+        return self.store.read_only
+
     def close(self) -> None:
         with self.lock.write():
             self.store.close()
+
+    def _publish(self) -> None:
+        """A snapshot after a rebuild, best effort: the documents are already durable, and a
+        missing snapshot only costs a rebuild at the next open (disk full, say)."""
+        if self.store.read_only is not None:
+            return
+        try:
+            self.snapshot(force=True)
+        except VPError as e:
+            log.warning("collection %s: snapshot not published: %s", self.name, e.detail)
+
+    def backup(self, dest: Path) -> dict[str, Any]:
+        """A consistent, checksummed copy of this collection in the new folder `dest` (see
+        indexer/backup.py); returns the backup's description."""
+        from .backup import backup_collection
+
+        return backup_collection(self, dest)
 
     def snapshot(self, force: bool = False) -> Path | None:
         """Publish the ANN index (if any) so the next open need not rebuild it. Without
@@ -261,6 +307,7 @@ class Collection:
         embedded. Returns counts of written and (with skip_unchanged) skipped documents."""
         if not docs:
             return {"upserted": 0, "skipped": 0}
+        self.store.check_writable()
         seen: set[str] = set()
         vectors: list[NDArray[np.float32] | None] = []
         for i, d in enumerate(docs):
@@ -322,6 +369,7 @@ class Collection:
         """Delete by ids and/or by metadata filter; returns the ids that existed and are gone."""
         if ids is None and where is None:
             raise InvalidInput("give ids or a filter", field="ids")
+        self.store.check_writable()
         targets = set(ids or [])
         if where is not None:
             self.sync()

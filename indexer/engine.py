@@ -2,6 +2,7 @@
 
 One `Engine` is shared by the service and every batch job. Collections open lazily and stay
 open; a collection created, rebuilt or dropped by another process is noticed on the next call.
+Backups live in `<data_dir>/.backups/<id>/` (indexer/backup.py has the format).
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ import contextlib
 import os
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from . import backup as backups
 from .collection import Collection
 from .embed import Embedder, load_embedder
 from .errors import (
+    BackupNotFound,
     CollectionExists,
     CollectionNotFound,
     EmbedderMismatch,
@@ -26,7 +30,11 @@ from .errors import (
 )
 from .index import set_threads, validate_spec
 from .settings import Settings
-from .store import NAME_RE, Store, fsync_dir, read_manifest, write_manifest
+from .store import NAME_RE, Store, fsync_dir, os_error, read_manifest, write_manifest
+
+BACKUPS = ".backups"
+# leftovers of a killed create / restore / backup are removed once surely abandoned
+STALE_TEMP_S = 3600.0
 
 
 class Engine:
@@ -37,6 +45,21 @@ class Engine:
         set_threads(self.settings.faiss_threads)
         self._open: dict[str, tuple[int, Collection]] = {}  # name -> (store inode, collection)
         self._lock = threading.Lock()
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """Folders a killed process left behind: a dropped collection's trash (always safe to
+        delete) and half-made collections or backups (after an hour: surely abandoned). They
+        are hidden (dot names), so they never block start-up either way."""
+        if not os.access(self.data_dir, os.W_OK):
+            return
+        now = time.time()
+        for folder in (self.data_dir, self.data_dir / BACKUPS):
+            for path in folder.glob(".*.*-*") if folder.is_dir() else []:
+                kind = path.name.rsplit("-", 1)[0].rsplit(".", 1)[-1]
+                old = now - path.stat().st_mtime > STALE_TEMP_S
+                if kind == "dropped" or (kind in ("creating", "restoring", "partial") and old):
+                    shutil.rmtree(path, ignore_errors=True)
 
     # ---- embedders ----------------------------------------------------------------------------
     def embedder(self, name: str | None = None) -> Embedder:
@@ -101,8 +124,8 @@ class Engine:
                 return col
             raise CollectionExists(f"collection {name!r} already exists", field="name")
         tmp = self.data_dir / f".{name}.creating-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
         try:
+            tmp.mkdir()
             write_manifest(tmp, manifest)
             Store.initialise(tmp)
             fsync_dir(tmp)
@@ -113,6 +136,8 @@ class Engine:
                     f"collection {name!r} already exists", field="name"
                 ) from None
             fsync_dir(self.data_dir)
+        except OSError as e:
+            raise os_error(e, f"creating collection {name!r}") from e
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -167,7 +192,7 @@ class Engine:
                     f"{emb.name!r} gives {emb.dim}",
                     field="embedder",
                 )
-        return Collection(path, emb)
+        return Collection(path, emb, self.settings.write_lock_timeout_s)
 
     def _forget(self, name: str) -> None:
         with self._lock:
@@ -191,9 +216,72 @@ class Engine:
             raise CollectionNotFound(f"no collection named {name!r}", field="name")
         self._forget(name)
         trash = self.data_dir / f".{name}.dropped-{uuid.uuid4().hex[:8]}"
-        os.rename(path, trash)  # atomic: readers see the collection or nothing
-        fsync_dir(self.data_dir)
+        try:
+            os.rename(path, trash)  # atomic: readers see the collection or nothing
+            fsync_dir(self.data_dir)
+        except OSError as e:
+            raise os_error(e, f"dropping collection {name!r}") from e
         shutil.rmtree(trash, ignore_errors=True)
+
+    # ---- backups ------------------------------------------------------------------------------
+    @property
+    def backups_dir(self) -> Path:
+        return self.data_dir / BACKUPS
+
+    def backup(self, name: str, dest: Path | None = None) -> dict[str, Any]:
+        """Back up a collection to the new folder `dest` (default: a new id under
+        `<data_dir>/.backups/`); writers go on meanwhile. Returns the backup's description."""
+        col = self.collection(name)
+        col.sync()
+        if dest is None:
+            dest = self.backups_dir / backups.new_backup_id(name)
+        return col.backup(dest)
+
+    def _backup_path(self, backup_id: str) -> Path:
+        if not isinstance(backup_id, str) or not backups.ID_RE.match(backup_id):
+            raise InvalidInput(f"backup name {backup_id!r} is not valid", field="backup")
+        path = self.backups_dir / backup_id
+        if not (path / backups.BACKUP_FILE).is_file():
+            raise BackupNotFound(f"no backup named {backup_id!r}", field="backup")
+        return path
+
+    def list_backups(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Backups under `<data_dir>/.backups/` (of collection `name`), oldest first. Damaged
+        ones are left out here; restoring one by name says what is wrong with it."""
+        found = []
+        folders = sorted(self.backups_dir.iterdir()) if self.backups_dir.is_dir() else []
+        for path in folders:
+            if path.name.startswith("."):
+                continue
+            with contextlib.suppress(VPError):
+                info = backups.read_info(path)
+                if name is None or info["collection"] == name:
+                    found.append(backups.describe(info))
+        return sorted(found, key=lambda b: (b["creation_time"], b["name"]))
+
+    def delete_backup(self, backup_id: str) -> None:
+        path = self._backup_path(backup_id)
+        trash = self.backups_dir / f".{backup_id}.dropped-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(path, trash)
+        except OSError as e:
+            raise os_error(e, f"deleting backup {backup_id!r}") from e
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def restore(self, src: Path, name: str) -> Collection:
+        """Restore the backup folder `src` as the new collection `name`, every checksum
+        verified before anything is opened."""
+        path = self._path(name)
+        if path.exists():
+            raise CollectionExists(f"collection {name!r} already exists", field="name")
+        if not (Path(src) / backups.BACKUP_FILE).is_file():
+            raise BackupNotFound(f"no backup at {src}", field="backup")
+        backups.restore_collection(Path(src), path)
+        return self.collection(name)
+
+    def restore_backup(self, backup_id: str, name: str) -> Collection:
+        """Restore a backup from `<data_dir>/.backups/` by its name."""
+        return self.restore(self._backup_path(backup_id), name)
 
     def close(self) -> None:
         with self._lock:

@@ -78,6 +78,33 @@ class StorageError(VPError):
     code = "storage_error"
 
 
+class StorageFull(StorageError):
+    """The disk is full (ENOSPC): nothing was stored; writes work again once space is freed."""
+
+    status = 507
+    code = "storage_full"
+
+
+class ReadOnlyStorage(StorageError):
+    """Writes are refused: the data directory is read-only, or an I/O error on the commit path
+    made the collection read-only until restart (a failed fsync cannot be retried safely)."""
+
+    status = 503
+    code = "read_only"
+
+
+class BackupNotFound(VPError):
+    status = 404
+    code = "backup_not_found"
+
+
+class CorruptBackup(VPError):
+    """A backup fails its checksums or checks: nothing was restored."""
+
+    status = 422
+    code = "corrupt_backup"
+
+
 class CorruptCollection(VPError):
     """Files on disk fail their checks and cannot be recovered automatically."""
 

@@ -13,15 +13,25 @@ process picks up what another process (a batch job, say) wrote. Commits are dura
 call returns: an acknowledged write survives kill -9.
 
 A snapshot file is `MAGIC | header length | header JSON | labels | faiss bytes`; the header holds
-the seq it covers and a sha256 of the rest. It is published by temp file, fsync, rename and
-directory fsync, and verified on load; a damaged snapshot is skipped, never served.
+the seq it covers, a sha256 of the rest and (since this was added, optional for older files) a
+sha256 of the header itself. It is published by temp file, fsync, rename and directory fsync, and
+verified on load; a damaged snapshot is skipped, never served.
+
+Errors: SQLite's result codes become the engine's errors here, in one place (`sqlite_error`):
+busy -> CollectionBusy (409), full -> StorageFull (507), read-only -> ReadOnlyStorage (503),
+corrupt -> CorruptCollection (refuse loudly, never serve an empty collection), I/O error during a
+write -> StorageError, and the store turns read-only until it is reopened: after a failed fsync
+the kernel may have dropped the dirty pages, so retrying and reporting success could acknowledge
+data that is not on disk (PostgreSQL's "fsyncgate").
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -36,12 +46,28 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import CollectionBusy, CorruptCollection, StorageError
+from .errors import (
+    CollectionBusy,
+    CollectionNotFound,
+    CorruptCollection,
+    ReadOnlyStorage,
+    StorageError,
+    StorageFull,
+    VPError,
+)
+
+log = logging.getLogger("vector_primer.store")
 
 FORMAT_VERSION = 1
 SNAPSHOT_MAGIC = b"VPSNAP01"
 KEEP_SNAPSHOTS = 2
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TABLES = ("documents", "removed", "state")
+# temp files left by a killed writer: ".<target>.tmp-<pid>-<thread>"
+TEMP_RE = re.compile(r"^\..+\.tmp-(\d+)-\d+$")
+# SQLite primary result codes (https://www.sqlite.org/rescode.html)
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
+SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -117,16 +143,86 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temp files whose writer died before renaming them (kill -9 mid-publish). Nothing
+    reads them, so they never block an open; this only stops them piling up. A temp file of a
+    live process (another writer mid-publish) is left alone."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for file in folder.iterdir():
+        m = TEMP_RE.match(file.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            file.unlink()
+            removed.append(file)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def os_error(e: OSError, what: str) -> StorageError:
+    """The engine's error for a failed file operation (no path in the message: it reaches
+    HTTP clients)."""
+    reason = e.strerror or type(e).__name__
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"storage full: {what} failed ({reason}); free space and retry")
+    if e.errno == errno.EROFS:
+        return ReadOnlyStorage(f"{what} failed: the data directory is read-only")
+    return StorageError(f"{what} failed: {reason}")
+
+
+def sqlite_error(e: sqlite3.Error, name: str, action: str) -> VPError:
+    """The engine's error for a SQLite failure while doing `action` on collection `name`."""
+    code = getattr(e, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (SQLITE_BUSY, SQLITE_LOCKED):
+        return CollectionBusy(f"collection {name!r} is locked by another writer: try again")
+    if primary == SQLITE_FULL:
+        return StorageFull(f"storage full: {action} on {name!r} failed, nothing was stored")
+    if primary == SQLITE_READONLY:
+        return ReadOnlyStorage(f"{action} on {name!r} failed: the storage is read-only")
+    if primary in (SQLITE_CORRUPT, SQLITE_NOTADB) or "decode" in str(e).lower():
+        return CorruptCollection(f"collection {name!r} is damaged ({e}); restore it from a backup")
+    if primary == SQLITE_CANTOPEN:
+        return StorageError(f"{action} on {name!r} failed: cannot open its store ({e})")
+    return StorageError(f"{action} on {name!r} failed: {e}")
+
+
+MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "metric": str,
+    "index": str,
+    "dim": int,
+    "params": dict,
+    "embedder": (str, type(None)),
+}
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text())
     except (OSError, ValueError) as e:
         raise CorruptCollection(f"cannot read manifest of {path.name}: {e}") from e
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise CorruptCollection(
-            f"collection {path.name} has format {manifest.get('format_version')}, "
-            f"this version reads {FORMAT_VERSION}"
+            f"collection {path.name} has format {found}, this version reads {FORMAT_VERSION}"
         )
+    for key, kind in MANIFEST_FIELDS.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or value == "":
+            raise CorruptCollection(f"manifest of {path.name} has no valid {key!r}: {value!r}")
+    if manifest["dim"] < 1:
+        raise CorruptCollection(f"manifest of {path.name} has dim {manifest['dim']}")
     return manifest
 
 
@@ -136,40 +232,97 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def _vec(blob: bytes, dim: int) -> NDArray[np.float32]:
-    if len(blob) != 4 * dim:
-        raise CorruptCollection(f"stored vector has {len(blob)} bytes, expected {4 * dim}")
+    if not isinstance(blob, bytes) or len(blob) != 4 * dim:
+        size = len(blob) if isinstance(blob, bytes) else type(blob).__name__
+        raise CorruptCollection(f"stored vector has {size} bytes, expected {4 * dim}")
     return np.frombuffer(blob, dtype=np.float32)
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as e:
+        raise CorruptCollection(f"stored metadata is not JSON: {e}") from e
+
+
+def _doc(r: tuple[Any, ...], dim: int) -> Doc:
+    return Doc(r[0], r[1], r[2], _json(r[3]), _vec(r[4], dim), r[5])
+
+
+_DOC_COLUMNS = "id, label, text, metadata, vector, content_hash"
 
 
 class Store:
     """SQLite document store of one collection. Thread-safe: each thread gets its own
-    connection; writes are serialised by SQLite's own lock (across processes too)."""
+    connection; writes are serialised by SQLite's own lock (across processes too). A writer
+    waits at most `busy_timeout_s` for another process's write lock, then gets CollectionBusy.
 
-    def __init__(self, path: Path, dim: int, busy_timeout_s: float = 30.0) -> None:
+    Opening checks the file before anything is served: the tables must exist and
+    `PRAGMA quick_check` must pass, else CorruptCollection (an empty or damaged file is never
+    mistaken for an empty collection)."""
+
+    def __init__(self, path: Path, dim: int, busy_timeout_s: float = 2.0) -> None:
         self.path = path
+        self.name = path.name
         self.dim = dim
         self.db_path = path / "store.sqlite"
         self.busy_timeout_s = busy_timeout_s
+        self.read_only: str | None = None  # why writes are refused, if they are
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        if not self.db_path.exists():
-            raise CorruptCollection(f"collection {path.name} has no store.sqlite")
-        self._conn().executescript(_SCHEMA)
+        try:
+            st = self.db_path.stat()
+        except FileNotFoundError:
+            raise CorruptCollection(f"collection {path.name} has no store.sqlite") from None
+        if st.st_size == 0:  # sqlite would take it for a new, empty database
+            raise CorruptCollection(
+                f"store of collection {path.name!r} is an empty file: refusing to serve it as "
+                "an empty collection; restore it from a backup"
+            )
+        self.inode = st.st_ino
+        if not os.access(path, os.W_OK):
+            self.read_only = "its data directory is read-only"
+        with self._guard("opening"):
+            self._check()
 
     @classmethod
     def initialise(cls, path: Path) -> None:
-        conn = sqlite3.connect(path / "store.sqlite")
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            conn.commit()
-        finally:
-            conn.close()
+            conn = sqlite3.connect(path / "store.sqlite")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+                conn.commit()
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            raise sqlite_error(e, path.name, "creating the collection") from e
+
+    def _check(self) -> None:
+        conn = self._conn()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = [t for t in TABLES if t not in tables]
+        if missing:
+            raise CorruptCollection(
+                f"store of collection {self.name!r} has no {', '.join(missing)} table: "
+                "refusing to serve it as empty; restore it from a backup"
+            )
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise CorruptCollection(
+                f"store of collection {self.name!r} fails its check ({problems[0]}); "
+                "restore it from a backup"
+            )
+        keys = {r[0] for r in conn.execute("SELECT key FROM state")}
+        if not {"seq", "next_label", "generation"} <= keys:
+            raise CorruptCollection(f"store of collection {self.name!r} has lost its state")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            if not self.db_path.exists():  # never let sqlite create an empty file in its place
+                raise CollectionNotFound(f"collection {self.name!r} was dropped", field="name")
             conn = sqlite3.connect(
                 self.db_path,
                 timeout=self.busy_timeout_s,
@@ -192,16 +345,53 @@ class Store:
         self._local = threading.local()
 
     @contextlib.contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """SQLite errors of a read (or an open) as engine errors."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise sqlite_error(e, self.name, action) from e
+
+    def _failed_write(self, e: sqlite3.Error, waited: float) -> VPError:
+        err = sqlite_error(e, self.name, "a write")
+        if isinstance(err, CollectionBusy):
+            return CollectionBusy(
+                f"collection {self.name!r} is locked by another writer (another process holds "
+                f"its write lock; waited {waited:.1f} s, VP_WRITE_LOCK_TIMEOUT_S): try again"
+            )
+        if type(err) is StorageError:  # an I/O error: maybe a failed fsync, never retry it
+            self.read_only = f"an I/O error during a write ({e}); restart after checking the disk"
+            log.error("collection %s is read-only until restart: %s", self.name, e)
+            err = StorageError(
+                f"write to {self.name!r} failed, nothing was acknowledged ({e}); the collection "
+                "is read-only until the service restarts"
+            )
+        return err
+
+    def check_writable(self) -> None:
+        if self.read_only is not None:
+            raise ReadOnlyStorage(f"collection {self.name!r} is read-only: {self.read_only}")
+
+    def _check_not_dropped(self) -> None:
+        try:
+            same = self.db_path.stat().st_ino == self.inode
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise CollectionNotFound(f"collection {self.name!r} was dropped", field="name")
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[tuple[sqlite3.Connection, int]]:
         """One write transaction with the next seq; commits (durably) or rolls back whole."""
+        self.check_writable()
         conn = self._conn()
+        started = time.monotonic()
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise CollectionBusy(
-                f"collection {self.path.name} is locked by another writer: {e}"
-            ) from e
+        except sqlite3.Error as e:
+            raise self._failed_write(e, time.monotonic() - started) from e
         try:
+            self._check_not_dropped()  # holding the lock: a dropped store takes no more writes
             seq = self._state(conn, "seq") + 1
             conn.execute("UPDATE state SET value=? WHERE key='seq'", (seq,))
             yield conn, seq
@@ -210,7 +400,7 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             if isinstance(e, sqlite3.Error):
-                raise StorageError(f"write failed, nothing was stored: {e}") from e
+                raise self._failed_write(e, time.monotonic() - started) from e
             raise
 
     @staticmethod
@@ -245,8 +435,10 @@ class Store:
         return seq
 
     def delete(self, ids: list[str]) -> tuple[int, list[str]]:
-        if not self._labels_of(self._conn(), ids):  # nothing to delete: no new seq either
-            return self.state()[0], []
+        self.check_writable()
+        with self._guard("a delete"):
+            if not self._labels_of(self._conn(), ids):  # nothing to delete: no new seq either
+                return self.state()[0], []
         with self._write() as (conn, seq):
             old = self._labels_of(conn, ids)
             conn.executemany(
@@ -273,24 +465,27 @@ class Store:
     # ---- reads ----------------------------------------------------------------------------
     def state(self) -> tuple[int, int]:
         """(seq, generation): cheap enough to check before every read."""
-        rows = dict(self._conn().execute("SELECT key, value FROM state").fetchall())
+        with self._guard("a read"):
+            rows = dict(self._conn().execute("SELECT key, value FROM state").fetchall())
         return int(rows["seq"]), int(rows["generation"])
 
     def changes_since(self, seq: int) -> Changes:
         """Everything written after `seq`, read in one consistent transaction."""
-        conn = self._conn()
-        conn.execute("BEGIN")
-        try:
-            now, gen = self.state()
-            rows = conn.execute(
-                "SELECT label, id, metadata, vector FROM documents WHERE seq > ? ORDER BY label",
-                (seq,),
-            ).fetchall()
-            removed = [
-                r[0] for r in conn.execute("SELECT label FROM removed WHERE seq > ?", (seq,))
-            ]
-        finally:
-            conn.execute("COMMIT")
+        with self._guard("a read"):
+            conn = self._conn()
+            conn.execute("BEGIN")
+            try:
+                now, gen = self.state()
+                rows = conn.execute(
+                    "SELECT label, id, metadata, vector FROM documents WHERE seq > ? "
+                    "ORDER BY label",
+                    (seq,),
+                ).fetchall()
+                removed = [
+                    r[0] for r in conn.execute("SELECT label FROM removed WHERE seq > ?", (seq,))
+                ]
+            finally:
+                conn.execute("COMMIT")
         vectors = np.zeros((len(rows), self.dim), dtype=np.float32)
         for i, r in enumerate(rows):
             vectors[i] = _vec(r[3], self.dim)
@@ -299,7 +494,7 @@ class Store:
             generation=gen,
             labels=np.asarray([r[0] for r in rows], dtype=np.int64),
             ids=[r[1] for r in rows],
-            metadata=[json.loads(r[2]) for r in rows],
+            metadata=[_json(r[2]) for r in rows],
             vectors=vectors,
             removed=np.asarray(removed, dtype=np.int64),
         )
@@ -307,57 +502,75 @@ class Store:
     def get(self, ids: list[str]) -> list[Doc]:
         """Documents by id, in the order asked, missing ones left out."""
         found: dict[str, Doc] = {}
-        conn = self._conn()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            q = (
-                "SELECT id, label, text, metadata, vector, content_hash FROM documents "
-                f"WHERE id IN ({','.join('?' * len(chunk))})"
-            )
-            for r in conn.execute(q, chunk):
-                found[r[0]] = Doc(r[0], r[1], r[2], json.loads(r[3]), _vec(r[4], self.dim), r[5])
+        with self._guard("a read"):
+            conn = self._conn()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                q = f"SELECT {_DOC_COLUMNS} FROM documents WHERE id IN ({marks})"
+                for r in conn.execute(q, chunk):
+                    found[r[0]] = _doc(r, self.dim)
         return [found[i] for i in ids if i in found]
 
     def get_by_labels(self, labels: list[int]) -> dict[int, Doc]:
-        conn = self._conn()
-        q = (
-            "SELECT id, label, text, metadata, vector, content_hash FROM documents "
-            f"WHERE label IN ({','.join('?' * len(labels))})"
-        )
-        return (
-            {
-                r[1]: Doc(r[0], r[1], r[2], json.loads(r[3]), _vec(r[4], self.dim), r[5])
-                for r in conn.execute(q, labels)
-            }
-            if labels
-            else {}
-        )
+        if not labels:
+            return {}
+        q = f"SELECT {_DOC_COLUMNS} FROM documents WHERE label IN ({','.join('?' * len(labels))})"
+        with self._guard("a read"):
+            return {r[1]: _doc(r, self.dim) for r in self._conn().execute(q, labels)}
 
     def content_hashes(self, ids: list[str]) -> dict[str, str]:
         out: dict[str, str] = {}
-        conn = self._conn()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            q = f"SELECT id, content_hash FROM documents WHERE id IN ({','.join('?' * len(chunk))})"
-            out.update(conn.execute(q, chunk).fetchall())
+        with self._guard("a read"):
+            conn = self._conn()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                q = f"SELECT id, content_hash FROM documents WHERE id IN ({marks})"
+                out.update(conn.execute(q, chunk).fetchall())
         return out
 
     def page(self, limit: int, after: str | None) -> list[Doc]:
         """Documents in id order, starting after the cursor `after`."""
-        q = "SELECT id, label, text, metadata, vector, content_hash FROM documents"
+        q = f"SELECT {_DOC_COLUMNS} FROM documents"
         args: list[Any] = []
         if after is not None:
             q += " WHERE id > ?"
             args.append(after)
         q += " ORDER BY id LIMIT ?"
         args.append(limit)
-        return [
-            Doc(r[0], r[1], r[2], json.loads(r[3]), _vec(r[4], self.dim), r[5])
-            for r in self._conn().execute(q, args)
-        ]
+        with self._guard("a read"):
+            return [_doc(r, self.dim) for r in self._conn().execute(q, args)]
 
     def count(self) -> int:
-        return int(self._conn().execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+        with self._guard("a read"):
+            return int(self._conn().execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's full check (every page, every index entry): [] when the file is sound."""
+        with self._guard("a check"):
+            problems = [r[0] for r in self._conn().execute("PRAGMA integrity_check")]
+        return [] if problems == ["ok"] else problems
+
+    # ---- backups --------------------------------------------------------------------------
+    def copy_to(self, dest: Path) -> dict[str, int]:
+        """A consistent copy of the store as of one transaction (SQLite's online backup API:
+        writers go on meanwhile), fsynced; returns the copy's seq, generation and count."""
+        with self._guard("a backup"):
+            src = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s)
+            try:
+                dst = sqlite3.connect(dest)
+                try:
+                    src.backup(dst)  # one step: one read transaction, one consistent state
+                    state = dict(dst.execute("SELECT key, value FROM state").fetchall())
+                    count = int(dst.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+                finally:
+                    dst.close()
+            finally:
+                src.close()
+        with open(dest, "rb+") as f:
+            os.fsync(f.fileno())
+        return {"seq": state["seq"], "generation": state["generation"], "count": count}
 
     # ---- snapshots ------------------------------------------------------------------------
     def write_snapshot(
@@ -369,22 +582,25 @@ class Store:
         spec: dict[str, Any],
     ) -> Path:
         body = np.ascontiguousarray(labels, dtype=np.int64).tobytes() + payload
-        header = json.dumps(
-            {
-                "seq": seq,
-                "built_n": built_n,
-                "n_labels": len(labels),
-                "spec": spec,
-                "sha256": hashlib.sha256(body).hexdigest(),
-                "created": time.time(),
-            }
-        ).encode()
+        header: dict[str, Any] = {
+            "seq": seq,
+            "built_n": built_n,
+            "n_labels": len(labels),
+            "spec": spec,
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "created": time.time(),
+        }
+        header["header_sha256"] = _header_sum(header)
+        head = json.dumps(header).encode()
         snaps = self.path / "snapshots"
-        snaps.mkdir(exist_ok=True)
-        target = snaps / f"ann-{seq:012d}.bin"
-        write_atomic(target, SNAPSHOT_MAGIC + struct.pack("<I", len(header)) + header + body)
+        target = snaps / snapshot_name(seq)
+        try:
+            snaps.mkdir(exist_ok=True)
+            write_atomic(target, SNAPSHOT_MAGIC + struct.pack("<I", len(head)) + head + body)
+        except OSError as e:
+            raise os_error(e, "publishing a snapshot") from e
         for old in sorted(snaps.glob("ann-*.bin"))[:-KEEP_SNAPSHOTS]:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 old.unlink()
         return target
 
@@ -393,29 +609,61 @@ class Store:
     ) -> Iterator[tuple[int, int, NDArray[np.int64], bytes]]:
         """Valid snapshots for `spec`, newest first: (seq, built_n, labels, faiss bytes).
         Damaged or foreign files are skipped, so a torn write can only cost a rebuild."""
-        snaps = self.path / "snapshots"
-        if not snaps.is_dir():
-            return
-        for file in sorted(snaps.glob("ann-*.bin"), reverse=True):
-            parsed = _parse_snapshot(file.read_bytes())
+        for file in list_snapshots(self.path):
+            parsed = read_snapshot(file)
             if parsed is None or parsed[0].get("spec") != spec:
                 continue
             header, labels, payload = parsed
             yield int(header["seq"]), int(header["built_n"]), labels, payload
 
 
-def _parse_snapshot(data: bytes) -> tuple[dict[str, Any], NDArray[np.int64], bytes] | None:
-    if not data.startswith(SNAPSHOT_MAGIC) or len(data) < len(SNAPSHOT_MAGIC) + 4:
+def snapshot_name(seq: int) -> str:
+    return f"ann-{seq:012d}.bin"
+
+
+def list_snapshots(path: Path) -> list[Path]:
+    """Snapshot files of the collection at `path`, newest first (valid or not)."""
+    snaps = path / "snapshots"
+    return sorted(snaps.glob("ann-*.bin"), reverse=True) if snaps.is_dir() else []
+
+
+def read_snapshot(file: Path) -> tuple[dict[str, Any], NDArray[np.int64], bytes] | None:
+    """(header, labels, faiss bytes) of a snapshot file that passes every check, else None."""
+    try:
+        parsed = _parse_snapshot(file.read_bytes())
+    except OSError as e:
+        log.warning("snapshot %s unreadable, skipped: %s", file.name, e)
         return None
+    seq = parsed[0].get("seq") if parsed is not None else None
+    if parsed is None or not isinstance(seq, int) or file.name != snapshot_name(seq):
+        log.warning("snapshot %s is damaged, skipped", file.name)
+        return None
+    return parsed
+
+
+def _header_sum(header: dict[str, Any]) -> str:
+    fields = {k: v for k, v in header.items() if k != "header_sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _parse_snapshot(data: bytes) -> tuple[dict[str, Any], NDArray[np.int64], bytes] | None:
     start = len(SNAPSHOT_MAGIC)
+    if not data.startswith(SNAPSHOT_MAGIC) or len(data) < start + 4:
+        return None
     (hlen,) = struct.unpack("<I", data[start : start + 4])
+    if start + 4 + hlen > len(data):
+        return None
     try:
         header = json.loads(data[start + 4 : start + 4 + hlen])
+        if "header_sha256" in header and header["header_sha256"] != _header_sum(header):
+            return None
         body = data[start + 4 + hlen :]
         if hashlib.sha256(body).hexdigest() != header["sha256"]:
             return None
         n = int(header["n_labels"])
+        if not 0 <= 8 * n <= len(body):
+            return None
         labels = np.frombuffer(body[: 8 * n], dtype=np.int64)
         return header, labels, body[8 * n :]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
