@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     build_words: bool = Field(True, description="build the 'words' collection on first start")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="JSON lines, or text; auto: text on a terminal, else JSON"
+    )
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_batch: int = Field(10_000, ge=1, description="max documents per upsert request")
     max_k: int = Field(1000, ge=1)

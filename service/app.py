@@ -11,9 +11,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from indexer import Engine, Settings
+from indexer import Settings
 from indexer.settings import load_settings
 from service.errors import install_error_handlers
+from service.logs import RequestLogMiddleware, configure_logging
+from service.metrics import MeteredEngine, install_metrics
 from service.middleware import install_middleware
 from service.models import ErrorResponse
 from service.routers import (
@@ -25,6 +27,7 @@ from service.routers import (
     search,
     similarity,
 )
+from service.routers.ui import install_page
 from service.warmup import Warmup
 
 DESCRIPTION = """A vector search service that shows its math: collections of documents embedded
@@ -43,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = Engine(settings)
+        configure_logging(settings.log_level, settings.log_format)
+        engine = MeteredEngine(settings, app.state.metrics)  # times every embedder call
         warmup = Warmup(engine, settings)
         app.state.engine, app.state.warmup = engine, warmup
         warmup.start()
@@ -65,4 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(importlib.import_module("service.routers.math").router)
     # keys, body limits, concurrency limit, CORS (service/middleware.py has the order)
     install_middleware(app, settings)
+    # Outside the key check: the page (public, like /docs), then logs and metrics of everything.
+    metrics = install_metrics(app)
+    install_page(app)
+    app.add_middleware(RequestLogMiddleware, metrics=metrics)
     return app
