@@ -373,3 +373,32 @@ def join_writers(
 def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# ---- in-process apps (TestClient) ------------------------------------------------------------
+def http_settings(tmp: Path, **overrides: Any) -> Any:
+    """Settings for an in-process app: hash embedder, no words, a fresh data directory."""
+    from indexer import Settings
+
+    values: dict[str, Any] = {
+        "data_dir": tmp / "data",
+        "embedder": "hash-384",
+        "build_words": False,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def wait_ready(client: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get("/readyz", headers=client.headers).status_code != 200:
+        assert time.monotonic() < deadline, "app not ready"
+        time.sleep(0.02)
+
+
+DOCS = [
+    {"id": "cat", "text": "the cat sat on the mat", "metadata": {"kind": "animal"}},
+    {"id": "dog", "text": "the dog barked loudly", "metadata": {"kind": "animal"}},
+    {"id": "car", "text": "a red car drove fast", "metadata": {"kind": "machine"}},
+    {"id": "sun", "text": "the sun is a star", "metadata": {"kind": "sky"}},
+]
