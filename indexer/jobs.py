@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from .collection import Collection, DocumentIn
 from .engine import Engine
-from .errors import CollectionNotFound, EmbedderMismatch, InvalidInput, VPError
+from .errors import CollectionNotFound, EmbedderMismatch, InvalidInput, SpecMismatch, VPError
 from .index import validate_spec
 from .readers import BadRecord, Item, Record
 
@@ -260,35 +260,30 @@ def build(
 
 # ---- into a running service -----------------------------------------------------------------
 class HttpSink:
-    """`PUT {url}/v1/collections/{name}/documents` with `{documents: [{id, text, metadata}],
-    skip_unchanged: true}`; errors are `{error, detail, field}`."""
+    """Upserts through the Python client: `PUT {url}/v1/collections/{name}/documents` with
+    `skip_unchanged`; a refused document comes back as `{error, detail, field}`."""
 
-    def __init__(self, client: Any, url: str, name: str) -> None:
-        self.client, self.url, self.name = client, url.rstrip("/"), name
+    def __init__(self, client: Any, name: str) -> None:
+        self.client, self.name = client, name
 
     def upsert(self, docs: list[DocumentIn]) -> tuple[int, int]:
-        body = {
-            "documents": [{"id": d.id, "text": d.text, "metadata": d.metadata or {}} for d in docs],
-            "skip_unchanged": True,
-        }
-        r = self.client.put(f"{self.url}/v1/collections/{self.name}/documents", json=body)
-        if r.status_code in (400, 422):
-            err = _error(r)
+        from vector_primer_client import APIError
+        from vector_primer_client import InvalidInput as Refused
+
+        batch = [{"id": d.id, "text": d.text, "metadata": d.metadata or {}} for d in docs]
+        try:
+            out = self.client.upsert(
+                self.name, batch, skip_unchanged=True, batch_size=max(1, len(batch))
+            )
+        except Refused as e:
             # unknown field: blame "documents", so the job retries each document alone
-            raise InvalidInput(str(err.get("detail", r.text)), field=_field(err) or "documents")
-        _raise_for(r, f"upserting into {self.name!r}")
-        out = r.json() if r.content else {}
-        upserted = out.get("upserted", len(docs)) if isinstance(out, dict) else len(docs)
-        skipped = out.get("skipped", 0) if isinstance(out, dict) else 0
-        return int(upserted), int(skipped)
-
-
-def _error(r: Any) -> dict[str, Any]:
-    try:
-        body = r.json()
-    except ValueError:
-        return {"detail": r.text[:200]}
-    return body if isinstance(body, dict) else {"detail": str(body)[:200]}
+            detail = e.body.get("detail", e.detail)
+            raise InvalidInput(str(detail), field=_field(e.body) or "documents") from None
+        except APIError as e:
+            raise JobFailed(
+                f"upserting into {self.name!r}: HTTP {e.status}: {e.detail}", field="url"
+            ) from None
+        return int(out["upserted"]), int(out["skipped"])
 
 
 def _field(err: dict[str, Any]) -> str | None:
@@ -307,12 +302,6 @@ def _field(err: dict[str, Any]) -> str | None:
     return None
 
 
-def _raise_for(r: Any, doing: str) -> None:
-    if r.status_code >= 400:
-        detail = _error(r).get("detail", r.text[:200])
-        raise JobFailed(f"{doing}: HTTP {r.status_code}: {detail}", field="url")
-
-
 def build_http(
     url: str,
     collection: str,
@@ -329,39 +318,37 @@ def build_http(
     client: Any = None,
     timeout: float = 300.0,
 ) -> BuildSummary:
-    """Send records to a running service. The collection is created if missing (409: it
-    exists); documents go with `skip_unchanged`, so a re-run is as cheap as it is locally."""
-    import httpx
+    """Send records to a running service through `vector_primer_client.Client` (`client` may
+    be an httpx client to send with). The collection is created if missing, or reused if it
+    has the same spec (a different spec is refused, as in a local build); documents go with
+    `skip_unchanged`, so a re-run is as cheap as it is locally."""
+    from vector_primer_client import APIError, Client, Conflict, TransportError
 
     summary = summary if summary is not None else BuildSummary()
     summary.collection = collection
-    own = client is None
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    if client is None:
-        client = httpx.Client(timeout=timeout, headers=headers)
-    try:
-        spec: dict[str, Any] = {
-            "name": collection,
-            "metric": metric or "cosine",
-            "index": index or "flat",
-        }
-        if params:
-            spec["params"] = params
-        if embedder:
-            spec["embedder"] = embedder
+    with Client(url, api_key, timeout=timeout, http=client) as vp:
         try:
-            r = client.post(f"{url.rstrip('/')}/v1/collections", json=spec)
-        except httpx.HTTPError as e:
-            raise JobFailed(f"cannot reach {url}: {e}", field="url") from None
-        if r.status_code != 409:
-            _raise_for(r, f"creating collection {collection!r}")
+            vp.create_collection(
+                collection,
+                metric=metric or "cosine",  # type: ignore[arg-type]
+                index=index or "flat",  # type: ignore[arg-type]
+                params=params or None,
+                embedder=embedder,
+                get_or_create=True,
+            )
+        except TransportError as e:
+            raise JobFailed(f"cannot reach {url}: {e.__cause__ or e}", field="url") from None
+        except Conflict as e:
+            if e.error != "collection_exists":  # a service without get_or_create says this
+                raise SpecMismatch(e.detail, field=e.field) from None
+        except APIError as e:
+            raise JobFailed(
+                f"creating collection {collection!r}: HTTP {e.status}: {e.detail}", field="url"
+            ) from None
         try:
-            run(HttpSink(client, url, collection), records, batch_size, progress, on_bad, summary)
-        except httpx.HTTPError as e:
-            raise JobFailed(f"lost {url} part-way: {e}", field="url") from None
-    finally:
-        if own:
-            client.close()
+            run(HttpSink(vp, collection), records, batch_size, progress, on_bad, summary)
+        except TransportError as e:
+            raise JobFailed(f"lost {url} part-way: {e.__cause__ or e}", field="url") from None
     return summary
 
 

@@ -195,7 +195,7 @@ class Client:
                 raise
             out["upserted"] += int(r["upserted"])
             out["skipped"] += int(r["skipped"])
-            out["count"] = int(r["count"])
+            out["count"] = int(r.get("count", out["count"]))
             out["batches"] += 1
             offset += len(batch)
         if out["batches"] == 0:
