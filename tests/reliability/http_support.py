@@ -53,16 +53,14 @@ class Server:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("VP_")}
         env.update(
-            VP_DATA_DIR=str(self.data_dir),
-            VP_HOST="127.0.0.1",
-            VP_PORT=str(port),
             VP_EMBEDDER="hash-384",
             VP_BUILD_WORDS="false",
             VP_LOG_LEVEL="warning",
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
-            **self.env,
         )
+        env.update(self.env)
+        env.update(VP_DATA_DIR=str(self.data_dir), VP_HOST="127.0.0.1", VP_PORT=str(port))
         self.url = f"http://127.0.0.1:{port}"
         with self.log_path.open("ab") as log:
             log.write(f"---- start on port {port}\n".encode())
