@@ -117,13 +117,17 @@ def field_name(loc: Sequence[str | int]) -> str:
     return out or (str(loc[0]) if loc else "body")
 
 
-def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
+    json_sent = "json" in request.headers.get("content-type", "")
     for err in exc.errors():
         if err.get("type") == "json_invalid":
             field = "body"
             msg = f"body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
+        elif tuple(err.get("loc", ())) == ("body",) and not json_sent:
+            field = "body"
+            msg = "expected a JSON object: send it with 'Content-Type: application/json'"
         else:
             field = field_name(err.get("loc", ()))
             msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
@@ -146,6 +150,9 @@ def _engine_error(_: Request, exc: Exception) -> JSONResponse:
 def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if exc.status_code == 400:  # FastAPI could not decode the body (not UTF-8, not JSON)
+        detail = "body: could not be decoded; send UTF-8 JSON with 'Content-Type: application/json'"
+        return error_response(400, code, detail, "body")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
