@@ -1,4 +1,5 @@
-"""`vector-primer serve` runs the HTTP service; `vector-primer index ...` runs batch jobs."""
+"""`vector-primer serve` runs the HTTP service; `vector-primer index ...` runs batch jobs;
+`vector-primer eval ...` runs the evaluations."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
         description="A vector search service that shows "
         "its math. Settings come from VP_* environment variables.",
     )
-    sub = p.add_subparsers(dest="command", metavar="{serve,index}")
+    sub = p.add_subparsers(dest="command", metavar="{serve,index,eval}")
     serve = sub.add_parser("serve", help="serve the HTTP API (builds 'words' on first start)")
     serve.add_argument("--host", help="address to bind (VP_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (VP_PORT, default 8000)")
@@ -35,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser(
         "index", help="batch jobs: build, rebuild, ... (see 'index --help')", add_help=False
+    )
+    sub.add_parser(
+        "eval",
+        help="evaluations: sts, retrieval, analogy, wordsim (see 'eval --help')",
+        add_help=False,
     )
     return p
 
@@ -128,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         from indexer.cli import main as index_main  # the batch jobs live with the engine
 
         return int(index_main(argv[1:]) or 0)
+    if argv and argv[0] == "eval":
+        from indexer.evaluation.cli import main as eval_main
+
+        return int(eval_main(argv[1:], prog=f"{PROG} eval") or 0)
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
