@@ -60,12 +60,12 @@ def install_hooks(emit: Emit, current: threading.local) -> None:
 
     def hooked_upsert(self: Store, docs: Any) -> int:
         seq = upsert(self, docs)
-        emit(f"C {current.op}")
+        emit(f"C {getattr(current, 'op', -1)}")
         return seq
 
     def hooked_delete(self: Store, ids: list[str]) -> Any:
         out = delete(self, ids)
-        emit(f"C {current.op}")
+        emit(f"C {getattr(current, 'op', -1)}")
         return out
 
     def hooked_publish(self: Store, *args: Any, **kwargs: Any) -> Any:
@@ -136,8 +136,8 @@ def crash_job(job: dict[str, Any], emit: Emit) -> None:
 
 
 def publish_job(job: dict[str, Any], emit: Emit) -> None:
-    """Publish the ANN snapshot again and again (a changed document between publishes gives
-    each a new seq, so old and new generations alternate) until killed."""
+    """Publish the ANN snapshot again and again until killed: every third time after changing
+    a document (a new seq: a new file next to the old one), else over the same file."""
     from indexer import DocumentIn, Engine, Settings
 
     install_hooks(emit, threading.local())
@@ -149,12 +149,34 @@ def publish_job(job: dict[str, Any], emit: Emit) -> None:
         if time.monotonic() > deadline:
             return
         op = job["round"] * 100_000 + n
-        doc = DocumentIn(id="moving", vector=vector_of(job["seed"], op, "moving"), metadata={})
-        col.upsert([doc])
+        if n % 3 == 0:
+            doc = DocumentIn(id="moving", vector=vector_of(job["seed"], op, "moving"))
+            col.upsert([doc])
         col.snapshot(force=True)
 
 
-JOBS = {"crash": crash_job, "publish": publish_job}
+def lifecycle_job(job: dict[str, Any], emit: Emit) -> None:
+    """Create, fill and drop collections in a loop until killed (`S`/`A` around each step)."""
+    from indexer import DocumentIn, Engine, Settings
+
+    engine = Engine(Settings(data_dir=job["data_dir"], embedder=f"hash-{DIM}"))
+    emit("R")
+    deadline = time.monotonic() + job["max_s"]
+    for n in range(job["max_ops"]):
+        if time.monotonic() > deadline:
+            return
+        name = f"life{n % 3}"
+        op = job["round"] * 100_000 + n
+        emit(f"S {op} create {name}")
+        col = engine.create_collection(name, dim=DIM, exist_ok=True)
+        col.upsert([DocumentIn(id="x", vector=vector_of(job["seed"], op, "x"))])
+        emit(f"A {op}")
+        emit(f"S {op + 50_000} drop {name}")
+        engine.drop_collection(name)
+        emit(f"A {op + 50_000}")
+
+
+JOBS = {"crash": crash_job, "publish": publish_job, "lifecycle": lifecycle_job}
 
 
 # ---- the zygote -----------------------------------------------------------------------------
