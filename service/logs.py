@@ -63,7 +63,11 @@ def accept_request_id(given: bytes | None) -> str:
 
 
 # ---- formatting -----------------------------------------------------------------------------
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's ANSI-coloured copy of msg
+}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -132,8 +136,9 @@ class _StderrHandler(logging.StreamHandler[IO[str]]):
 def configure_logging(
     level: str = "info", fmt: LogFormat = "auto", stream: IO[str] | None = None
 ) -> logging.Handler:
-    """Send the service's logs (`vector_primer.*`) to stderr (or `stream`): JSON lines, or text
-    when `fmt` is "text" or "auto" on a terminal. Calling it again replaces the handler.
+    """Send the service's logs (`vector_primer.*`, and uvicorn's from start-up on) to stderr (or
+    `stream`): JSON lines, or text when `fmt` is "text" or "auto" on a terminal. Calling it
+    again replaces the handler.
 
     uvicorn's own access log is turned down: the request line here replaces it, without the
     query string (which may hold texts) and with the route template and request id."""
@@ -151,6 +156,12 @@ def configure_logging(
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False  # the root logger's handler would print each line twice
+    # uvicorn's own lines from here on ("Uvicorn running on ...", shutdown) in the same format
+    server = logging.getLogger("uvicorn")
+    for old in list(server.handlers):
+        server.removeHandler(old)
+    server.addHandler(handler)
+    server.propagate = False
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     return handler
 

@@ -33,6 +33,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -44,6 +45,8 @@ from starlette.types import Scope
 
 from indexer import Engine, Settings
 from indexer.embed import Embedder, Vectors
+
+disable_created_metrics()  # no `_created` twin of every series: noise for Prometheus users
 
 SEARCH_ROUTES = {
     "/v1/collections/{name}/search": "search",

@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         except VectorPrimerError as e:
             print(f"not ready: {e}", file=sys.stderr)
             return 1
-    print(f"ready: {len(state['collections'])} collection(s), words {state['words']}")
+    details = [f"{len(state['collections'])} collection(s)"] if "collections" in state else []
+    details += [f"words {state['words']}"] if "words" in state else []
+    print("ready" + (f": {', '.join(details)}" if details else ""))
     return 0
 
 

@@ -163,7 +163,9 @@ class Explanation(TypedDict):
 
 
 class Ready(TypedDict):
+    """With API keys on, only `status` unless the request carried a key."""
+
     status: str
-    collections: list[str]
-    words: str
-    problems: dict[str, str]
+    collections: NotRequired[list[str]]
+    words: NotRequired[str]
+    problems: NotRequired[dict[str, str]]
