@@ -9,7 +9,6 @@ writers apply under an exclusive one: a search never sees half of an upsert batc
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -27,7 +26,14 @@ from .embed import Embedder
 from .errors import CollectionNotFound, DimensionMismatch, DocumentNotFound, InvalidInput, VPError
 from .filters import compile_filter
 from .index import VectorIndex, higher_is_better
-from .store import Doc, NewDoc, Store, read_manifest, remove_stale_temp_files
+from .store import (
+    Doc,
+    NewDoc,
+    Store,
+    content_hash,
+    read_manifest,
+    remove_stale_temp_files,
+)
 
 MAX_ID_LEN = 512
 log = logging.getLogger("vector_primer.collection")
@@ -102,18 +108,6 @@ class Hit:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def content_hash(
-    text: str | None, metadata: dict[str, Any], vector: NDArray[np.float32] | None
-) -> str:
-    """What "the same document" means for a resumable build: same text, metadata and (if the
-    caller gave one) vector."""
-    h = hashlib.sha256()
-    h.update(json.dumps([text, metadata], sort_keys=True).encode())
-    if vector is not None:
-        h.update(np.ascontiguousarray(vector, dtype=np.float32).tobytes())
-    return h.hexdigest()
-
-
 class Collection:
     def __init__(
         self, path: Path, embedder: Embedder | None, write_lock_timeout_s: float = 2.0
@@ -137,6 +131,7 @@ class Collection:
         self.params: dict[str, Any] = dict(m.get("params") or {})
         old: Store | None = getattr(self, "store", None)
         self.store = Store(self.path, self.dim, self.write_lock_timeout_s)
+        self.store.verify_rows()
         if old is not None and old.read_only is not None:  # read-only lasts until restart
             self.store.read_only = old.read_only
         if self.store.read_only is None:

@@ -245,6 +245,18 @@ def _json(text: str) -> Any:
         raise CorruptCollection(f"stored metadata is not JSON: {e}") from e
 
 
+def content_hash(
+    text: str | None, metadata: dict[str, Any], vector: NDArray[np.float32] | None
+) -> str:
+    """What "the same document" means for a resumable build: same text, metadata and (if the
+    caller gave one) vector. Also each row's checksum, verified when a collection opens."""
+    h = hashlib.sha256()
+    h.update(json.dumps([text, metadata], sort_keys=True).encode())
+    if vector is not None:
+        h.update(np.ascontiguousarray(vector, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
 def _doc(r: tuple[Any, ...], dim: int) -> Doc:
     return Doc(r[0], r[1], r[2], _json(r[3]), _vec(r[4], dim), r[5])
 
@@ -257,9 +269,11 @@ class Store:
     connection; writes are serialised by SQLite's own lock (across processes too). A writer
     waits at most `busy_timeout_s` for another process's write lock, then gets CollectionBusy.
 
-    Opening checks the file before anything is served: the tables must exist and
-    `PRAGMA quick_check` must pass, else CorruptCollection (an empty or damaged file is never
-    mistaken for an empty collection)."""
+    Opening checks the file before anything is served: the tables must exist, SQLite's
+    `integrity_check` must pass (pages, and every index entry against its row, so a damaged id,
+    label or seq is caught) and the state must be ahead of every row; `verify_rows` then checks
+    the stored values. Else CorruptCollection: an empty or damaged file is never mistaken for
+    an empty collection, nor served with wrong contents."""
 
     def __init__(self, path: Path, dim: int, busy_timeout_s: float = 2.0) -> None:
         self.path = path
@@ -308,15 +322,22 @@ class Store:
                 f"store of collection {self.name!r} has no {', '.join(missing)} table: "
                 "refusing to serve it as empty; restore it from a backup"
             )
-        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
-        if problems != ["ok"]:
+        problems = self.integrity_check()
+        if problems:
             raise CorruptCollection(
                 f"store of collection {self.name!r} fails its check ({problems[0]}); "
                 "restore it from a backup"
             )
-        keys = {r[0] for r in conn.execute("SELECT key FROM state")}
-        if not {"seq", "next_label", "generation"} <= keys:
-            raise CorruptCollection(f"store of collection {self.name!r} has lost its state")
+        state = dict(conn.execute("SELECT key, value FROM state").fetchall())
+        top = [  # each MAX is one index lookup
+            conn.execute(f"SELECT COALESCE(MAX({col}), -1) FROM {table}").fetchone()[0]
+            for table in ("documents", "removed")
+            for col in ("label", "seq")
+        ]
+        if not {"seq", "next_label", "generation"} <= state.keys() or (
+            state["next_label"] <= max(top[0], top[2]) or state["seq"] < max(top[1], top[3])
+        ):
+            raise CorruptCollection(f"store of collection {self.name!r} has a damaged state")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -359,7 +380,8 @@ class Store:
                 f"collection {self.name!r} is locked by another writer (another process holds "
                 f"its write lock; waited {waited:.1f} s, VP_WRITE_LOCK_TIMEOUT_S): try again"
             )
-        if type(err) is StorageError:  # an I/O error: maybe a failed fsync, never retry it
+        code = getattr(e, "sqlite_errorcode", 0) or 0
+        if code & 0xFF == SQLITE_IOERR:  # maybe a failed fsync: never retry it
             self.read_only = f"an I/O error during a write ({e}); restart after checking the disk"
             log.error("collection %s is read-only until restart: %s", self.name, e)
             err = StorageError(
@@ -545,6 +567,22 @@ class Store:
     def count(self) -> int:
         with self._guard("a read"):
             return int(self._conn().execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+    def verify_rows(self) -> None:
+        """Every document against its content hash: SQLite checks its pages' structure, not
+        the bytes stored in them, so a flipped bit in a text, metadata or (given) vector would
+        otherwise be served. A vector the engine embedded is not in the hash (the text is)."""
+        q = "SELECT id, text, metadata, vector, content_hash FROM documents"
+        with self._guard("a check"):
+            for doc_id, text, meta, blob, want in self._conn().execute(q):
+                metadata = _json(meta)
+                if content_hash(text, metadata, None) == want:
+                    continue
+                if content_hash(text, metadata, _vec(blob, self.dim)) != want:
+                    raise CorruptCollection(
+                        f"document {doc_id!r} of collection {self.name!r} fails its checksum; "
+                        "restore the collection from a backup"
+                    )
 
     def integrity_check(self) -> list[str]:
         """SQLite's full check (every page, every index entry): [] when the file is sound."""
