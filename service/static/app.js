@@ -73,8 +73,12 @@
     box.hidden = false;
   }
 
+  const latest = {}; // per view: only the newest run may show its error
+
   async function guarded(view, work) {
-    try { showError(view, null); await work(); } catch (e) { showError(view, e); }
+    const run = (latest[view] = (latest[view] || 0) + 1);
+    showError(view, null);
+    try { await work(); } catch (e) { if (latest[view] === run) showError(view, e); }
   }
 
   // ---- search ----------------------------------------------------------------------------
@@ -413,13 +417,18 @@
     }
   }
 
+  let readyTimer = null;
+
   async function checkReady() {
+    clearTimeout(readyTimer);
     const status = $("status");
     try {
-      const r = await fetch("/readyz");
+      const key = sessionStorage.getItem(KEY); // with a key, /readyz tells the details
+      const r = await fetch("/readyz", { headers: key ? { Authorization: `Bearer ${key}` } : {} });
       const body = await r.json();
       if (r.ok) {
-        status.textContent = `ready · ${body.collections.length} collections`;
+        const n = body.collections ? ` · ${body.collections.length} collections` : "";
+        status.textContent = `ready${n}`;
         status.className = "status ready";
         return;
       }
@@ -429,7 +438,7 @@
       status.textContent = "offline";
       status.className = "status bad";
     }
-    setTimeout(checkReady, 2000);
+    readyTimer = setTimeout(checkReady, 2000);
   }
 
   function onSubmit(form, view, work) {
@@ -443,6 +452,7 @@
       if (key.value) sessionStorage.setItem(KEY, key.value); else sessionStorage.removeItem(KEY);
       started.clear();
       show(current());
+      checkReady();
     });
     onSubmit("search-form", "search", runSearch);
     $("search-collection").addEventListener("change", () => guarded("search", runSearch));
