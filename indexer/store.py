@@ -344,18 +344,33 @@ class Store:
         if conn is None:
             if not self.db_path.exists():  # never let sqlite create an empty file in its place
                 raise CollectionNotFound(f"collection {self.name!r} was dropped", field="name")
-            conn = sqlite3.connect(
-                self.db_path,
-                timeout=self.busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = self._connect()
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        def connect(target: str, uri: bool) -> sqlite3.Connection:
+            return sqlite3.connect(
+                target,
+                timeout=self.busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=uri,
+            )
+
+        try:
+            conn = connect(str(self.db_path), uri=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            return conn
+        except sqlite3.OperationalError:
+            if self.read_only is None:
+                raise
+        # A read-only disk: WAL mode needs a -shm file it cannot create. Nothing can change
+        # the file there, so SQLite may read it as immutable (no locks, no -shm).
+        return connect(self.db_path.resolve().as_uri() + "?immutable=1", uri=True)
 
     def close(self) -> None:
         with self._conns_lock:
