@@ -1,5 +1,5 @@
 """`python -m indexer` (and `vector-primer index`): build, words, query, analogy, info, list, drop,
-rebuild.
+rebuild, backup, restore.
 
 Results go to stdout (aligned text, or JSON with `--json`); progress, bad records and errors go to
 stderr. Exit codes: 0 done (bad records are reported like compiler warnings but do not fail the
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from . import jobs, readers
 from .analogy import analogy, parse_expression
+from .backup import new_backup_id
 from .collection import Query
 from .engine import Engine
 from .errors import CollectionNotFound, VPError
@@ -129,6 +130,12 @@ def make_parser(prog: str = "python -m indexer") -> argparse.ArgumentParser:
     p = cmd("drop", "delete a collection and its documents")
     p.add_argument("name")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    p = cmd("backup", "copy a collection, consistently and checksummed, while writes go on")
+    p.add_argument("name")
+    p.add_argument("dest", help="a new folder (or an existing one to put the backup in)")
+    p = cmd("restore", "restore a backup folder as a new collection, checksums verified first")
+    p.add_argument("src", help="a backup folder made by `backup`")
+    p.add_argument("--as", dest="as_name", required=True, metavar="NAME", help="new collection")
     return parser
 
 
@@ -418,6 +425,31 @@ def cmd_rebuild(get_engine: Callable[[], Engine], args: argparse.Namespace) -> i
     return EXIT_OK
 
 
+def cmd_backup(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    dest = Path(args.dest)
+    if dest.is_dir():
+        dest = dest / new_backup_id(args.name)
+    info = get_engine().backup(args.name, dest)
+    if args.json:
+        _json({**info, "path": str(dest)})
+    else:
+        _out(
+            f"backed up {args.name!r} ({info['count']} documents, seq {info['seq']}) to {dest}"
+            f"\nsha256 {info['checksum']}"
+        )
+    return EXIT_OK
+
+
+def cmd_restore(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    col = get_engine().restore(Path(args.src), args.as_name)
+    info = col.describe()
+    if args.json:
+        _json(info)
+    else:
+        _out(f"restored {args.src} as {col.name!r} ({info['count']} documents, seq {info['seq']})")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[Callable[[], Engine], argparse.Namespace], int]] = {
     "build": cmd_build,
     "words": cmd_words,
@@ -427,6 +459,8 @@ COMMANDS: dict[str, Callable[[Callable[[], Engine], argparse.Namespace], int]] =
     "list": cmd_list,
     "drop": cmd_drop,
     "rebuild": cmd_rebuild,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
 }
 WRITES = {"build", "words", "rebuild"}  # commands whose ANN snapshots are published on exit
 

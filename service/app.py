@@ -26,6 +26,7 @@ from service.routers import (
     health,
     search,
     similarity,
+    snapshots,
 )
 from service.routers.ui import install_page
 from service.warmup import Warmup
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (collections, documents, search, analogy, similarity, embeddings):
         app.include_router(module.router, prefix="/v1", responses=ERRORS)
+    app.include_router(snapshots.router, prefix="/v1", responses={**ERRORS, 507: ERRORS[503]})
     if importlib.util.find_spec("service.routers.math") is not None:  # primer_math's routes
         app.include_router(importlib.import_module("service.routers.math").router)
     # keys, body limits, concurrency limit, CORS (service/middleware.py has the order)
