@@ -161,6 +161,21 @@ def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal error; the server log has the details")
 
 
+def document_errors(schema: dict[str, Any]) -> None:
+    """Every 422 in the OpenAPI schema is the service's ErrorResponse: the handler above replaces
+    FastAPI's default `HTTPValidationError` body, so the schema must say so too."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            response = op.get("responses", {}).get("422")
+            if response is not None and "HTTPValidationError" in json.dumps(response):
+                response["content"] = error
+    schemas = schema.get("components", {}).get("schemas", {})
+    if "HTTPValidationError" not in json.dumps(schema.get("paths", {})):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(VPError, _engine_error)

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indexer import Settings
 from service.auth import KEY_HEADERS, document_security, install_auth, load_keys
-from service.errors import send_error
+from service.errors import document_errors, send_error
 from service.limits import ConcurrencyLimitMiddleware, document_limits
 
 __all__ = ["BodyLimitMiddleware", "install_middleware", "send_error"]
@@ -132,7 +132,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             allow_credentials=False,
             max_age=600,
         )
-    patches: list[Callable[[dict[str, Any]], None]] = [document_limits]
+    patches: list[Callable[[dict[str, Any]], None]] = [document_errors, document_limits]
     if keys.enabled:
         patches.append(document_security)
     _patch_openapi(app, patches)
