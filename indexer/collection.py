@@ -23,7 +23,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .embed import Embedder
-from .errors import CollectionNotFound, DimensionMismatch, DocumentNotFound, InvalidInput, VPError
+from .errors import (
+    CollectionNotFound,
+    CorruptCollection,
+    DimensionMismatch,
+    DocumentNotFound,
+    InvalidInput,
+    VPError,
+)
 from .filters import compile_filter
 from .index import VectorIndex, higher_is_better
 from .store import (
@@ -137,7 +144,10 @@ class Collection:
         if self.store.read_only is None:
             for folder in (self.path, self.path / "snapshots"):
                 remove_stale_temp_files(folder)
-        self.index = VectorIndex(self.kind, self.metric, self.dim, self.params)
+        try:
+            self.index = VectorIndex(self.kind, self.metric, self.dim, self.params)
+        except InvalidInput as e:
+            raise CorruptCollection(f"manifest of {self.name!r}: {e.detail}") from e
         self.id_by_label: dict[int, str] = {}
         self.label_by_id: dict[str, int] = {}
         self.meta_by_label: dict[int, dict[str, Any]] = {}

@@ -207,7 +207,9 @@ MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path, verify: bool = True) -> dict[str, Any]:
+    """The collection's manifest, checked: format, fields, and (with `verify`, for manifests
+    written since it was added) its checksum, so an edited or damaged spec is refused."""
     try:
         manifest: dict[str, Any] = json.loads((path / "manifest.json").read_text())
     except (OSError, ValueError) as e:
@@ -216,6 +218,11 @@ def read_manifest(path: Path) -> dict[str, Any]:
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise CorruptCollection(
             f"collection {path.name} has format {found}, this version reads {FORMAT_VERSION}"
+        )
+    if verify and "checksum" in manifest and manifest["checksum"] != _manifest_sum(manifest):
+        raise CorruptCollection(
+            f"manifest of {path.name} fails its checksum (edited or damaged): the collection's "
+            "metric, index, embedder or dim may not be what its data was made with"
         )
     for key, kind in MANIFEST_FIELDS.items():
         value = manifest.get(key)
@@ -226,8 +233,14 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def _manifest_sum(manifest: dict[str, Any]) -> str:
+    fields = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    body = {"format_version": FORMAT_VERSION, **manifest}
+    body = {**manifest, "format_version": FORMAT_VERSION}
+    body["checksum"] = _manifest_sum(body)
     write_atomic(path / "manifest.json", json.dumps(body, indent=2, sort_keys=True).encode())
 
 
