@@ -46,7 +46,8 @@ from starlette.types import Scope
 from indexer import Engine, Settings
 from indexer.embed import Embedder, Vectors
 
-disable_created_metrics()  # no `_created` twin of every series: noise for Prometheus users
+# no `_created` twin of every series: noise for Prometheus users
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 SEARCH_ROUTES = {
     "/v1/collections/{name}/search": "search",
