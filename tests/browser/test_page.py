@@ -14,6 +14,8 @@ from primer_math.surfaces import SURFACES
 from ..ops.live import LiveServer
 from .conftest import KEY, enter_key, screenshot
 
+pytestmark = [pytest.mark.model, pytest.mark.slow]  # the real model, in a real browser
+
 
 def probs(page: Any) -> list[float]:
     values = page.locator("#softmax-bars .bar").evaluate_all("bs => bs.map(b => +b.dataset.prob)")
