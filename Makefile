@@ -78,3 +78,11 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: $(STAMP)  ## benchmarks against Chroma, txtai and FAISS (not in CI)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# ---- reliability: the full tier of tests/reliability (issue 6, README "Reliability") ----------
+# `make test` runs the fast tier. This runs the full counts of the R1-R18 table (the tests marked
+# reliability_full) and prints what they measured (-s): kills, fuzzing, soak, overload.
+.PHONY: reliability
+reliability: $(STAMP)  ## full reliability tier: kill -9 x20, fuzzing x100/op, 60 s soak (not in CI)
+	RELIABILITY_FULL=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider -m reliability_full \
+	  tests/reliability
