@@ -157,6 +157,8 @@ class Engine:
     def collection(self, name: str, embedder: str | None = None) -> Collection:
         """An open collection. If `embedder` is given it must be the collection's own."""
         path = self._path(name)
+        if (path / "shards.json").is_file():  # sharded by `index build --ray`: indexer/shards.py
+            return self._open_sharded(name, path)
         try:
             inode = (path / "store.sqlite").stat().st_ino
         except FileNotFoundError:
@@ -194,6 +196,19 @@ class Engine:
                 )
         return Collection(path, emb, self.settings.write_lock_timeout_s)
 
+    def _open_sharded(self, name: str, path: Path) -> Collection:
+        from .shards import ShardedCollection
+
+        inode = (path / "shards.json").stat().st_ino  # rewritten by each build: reopen then
+        with self._lock:
+            cached = self._open.get(name)
+            if cached is None or cached[0] != inode:
+                if cached is not None:
+                    cached[1].close()
+                cached = (inode, ShardedCollection.open(path, self._open_collection))
+                self._open[name] = cached
+        return cached[1]
+
     def _forget(self, name: str) -> None:
         with self._lock:
             cached = self._open.pop(name, None)
@@ -203,7 +218,9 @@ class Engine:
     def list_collections(self) -> list[dict[str, Any]]:
         out = []
         for path in sorted(self.data_dir.iterdir()):
-            if path.name.startswith(".") or not (path / "manifest.json").exists():
+            if path.name.startswith(".") or not (
+                (path / "manifest.json").exists() or (path / "shards.json").exists()
+            ):
                 continue
             # one damaged collection must not hide the others (it reports when opened by name)
             with contextlib.suppress(VPError):
