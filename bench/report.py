@@ -135,7 +135,11 @@ def markdown(res: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {g} | {v} | {t} | {ok} |" for g, v, t, ok in goal_rows(res)]
-    lines += ["", "| target | conn | QPS | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| target | conn | QPS | p50 ms | p99 ms | server CPU ms/request | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
     labels = list(dict.fromkeys(r["label"] for r in res.get("runs", [])))
     for label in labels:
         for conns in (1, 8):
@@ -145,6 +149,7 @@ def markdown(res: dict[str, Any]) -> str:
                     f"| {label} | {conns} | {spread([r['qps'] for r in runs])} | "
                     f"{spread([r['p50_ms'] for r in runs], '{:.1f}')} | "
                     f"{spread([r['p99_ms'] for r in runs], '{:.1f}')} | "
+                    f"{spread([r.get('cpu_ms', 0.0) for r in runs], '{:.2f}')} | "
                     f"{sum(r['errors'] for r in runs)} |"
                 )
     lines += ["", "| ef_search chosen | recall ≥ 0.95 | recall ≥ 0.99 |", "|---|---|---|"]

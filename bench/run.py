@@ -324,14 +324,23 @@ class Bench:
             for s in plan:
                 if s.get("before"):
                     s["before"]()
+                server = self.server_of(s["target"])
                 for conns in s.get("conns", (1, 8)):
+                    cpu0 = server.cpu_s()
                     res = load.run(s["target"].base, s["reqs"], conns, self.args.seconds)
-                    self.results["runs"].append({"round": r, "label": s["label"], **res.as_dict()})
+                    cpu_ms = (server.cpu_s() - cpu0) * 1000 / max(res.requests, 1)
+                    self.results["runs"].append(
+                        {"round": r, "label": s["label"], **res.as_dict(), "cpu_ms": cpu_ms}
+                    )
                     log(
                         f"round {r}: {s['label']} @{conns}: {res.qps:.0f} QPS, "
-                        f"p99 {res.p99_ms:.1f} ms, {res.errors} errors"
+                        f"p99 {res.p99_ms:.1f} ms, server CPU {cpu_ms:.2f} ms/request, "
+                        f"{res.errors} errors"
                     )
             self.restart_ours()
+
+    def server_of(self, target: Any) -> Server:
+        return next(s for s in self.servers.values() if s.base == target.base)
 
     def restart_ours(self) -> None:
         """Stop (SIGTERM: a clean shutdown) and start again; ready = /readyz 200 and a search

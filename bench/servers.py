@@ -32,6 +32,7 @@ class Server:
     ready_path: str = "/"
     env: dict[str, str] = field(default_factory=dict)
     log: Path | None = None
+    cwd: Path = REPO
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
 
@@ -45,7 +46,7 @@ class Server:
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen(
             self.argv,
-            cwd=REPO,
+            cwd=self.cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -70,18 +71,33 @@ class Server:
                 time.sleep(0.02)
         raise TimeoutError(f"{self.name} not ready after {timeout} s (log {self.log})")
 
-    def rss_mb(self) -> float:
-        """Resident memory of the server and its children, in MiB."""
+    def pids(self) -> list[int]:
         if self.proc is None:
-            return 0.0
+            return []
         pids = [self.proc.pid]
         try:
             children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
             pids += [int(p) for p in children.split()]
         except OSError:
             pass
+        return pids
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system, all threads) used so far by the server and its children:
+        per request, a figure that other load on the machine hardly moves."""
         total = 0
-        for pid in pids:
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+            except (OSError, IndexError, ValueError):
+                continue
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and its children, in MiB."""
+        total = 0
+        for pid in self.pids():
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):

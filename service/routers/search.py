@@ -1,43 +1,85 @@
-"""Nearest-neighbour search in one collection, one query or a batch."""
+"""Nearest-neighbour search in one collection, one query or a batch.
+
+The hot path makes one hop to a worker thread, not four: FastAPI runs sync dependencies, a sync
+endpoint and the re-validation of its response model each in the thread pool, and on two busy
+cores every hop waits for the scheduler. So the dependencies here are async (they only read
+app.state), the engine call runs in one worker thread (a text query's embedding shares a
+forward pass with concurrent ones, service/batching.py), and the hits are written straight to
+JSON bytes; the models still document the routes.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-from service.deps import EngineDep, SettingsDep
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from indexer import Engine, Hit, Query, Settings
+from service.batching import batcher_for
+from service.deps import get_engine, get_settings
 from service.models import (
     BatchSearchRequest,
     BatchSearchResponse,
-    SearchHit,
+    JSONBytes,
     SearchRequest,
     SearchResponse,
-    SearchResults,
+    hits_json,
 )
 
 router = APIRouter(tags=["search"])
 
 
-@router.post("/collections/{name}/search")
-def search(
+async def engine_now(request: Request) -> Engine:
+    """`get_engine`, run on the event loop (a sync dependency costs a thread hop)."""
+    return get_engine(request)
+
+
+async def settings_now(request: Request) -> Settings:
+    return get_settings(request)
+
+
+EngineDep = Annotated[Engine, Depends(engine_now)]
+SettingsDep = Annotated[Settings, Depends(settings_now)]
+
+
+def _search(engine: Engine, name: str, query: Query) -> tuple[str, list[Hit]]:
+    col = engine.collection(name)
+    if query.text is not None and col.embedder is not None:
+        query.vector, query.text = batcher_for(col.embedder).embed(query.text), None
+    return col.metric, col.search(query)
+
+
+@router.post("/collections/{name}/search", response_model=SearchResponse)
+async def search(
     name: str, req: SearchRequest, engine: EngineDep, settings: SettingsDep
-) -> SearchResponse:
+) -> JSONBytes:
     """Nearest documents to a text or a vector, best first, scored by the collection's metric
     (cosine and dot: higher is better; l2: a distance, lower is better)."""
     req.check_limits(settings)
+    metric, hits = await run_in_threadpool(_search, engine, name, req.to_query())
+    return JSONBytes.of(
+        {"metric": metric, "higher_is_better": metric != "l2", "hits": hits_json(hits)}
+    )
+
+
+def _search_batch(engine: Engine, name: str, queries: list[Query]) -> tuple[str, Any]:
     col = engine.collection(name)
-    return SearchResponse.from_hits(col.metric, col.search(req.to_query()))
+    return col.metric, col.search_batch(queries)
 
 
-@router.post("/collections/{name}/search/batch")
-def search_batch(
+@router.post("/collections/{name}/search/batch", response_model=BatchSearchResponse)
+async def search_batch(
     name: str, req: BatchSearchRequest, engine: EngineDep, settings: SettingsDep
-) -> BatchSearchResponse:
+) -> JSONBytes:
     """Several searches in one call; texts are embedded together. Results in request order."""
     req.check_limits(settings)
-    col = engine.collection(name)
-    results = col.search_batch([s.to_query() for s in req.searches])
-    return BatchSearchResponse(
-        metric=col.metric,
-        higher_is_better=col.metric != "l2",
-        results=[SearchResults(hits=[SearchHit.from_hit(h) for h in r]) for r in results],
+    queries = [s.to_query() for s in req.searches]
+    metric, results = await run_in_threadpool(_search_batch, engine, name, queries)
+    return JSONBytes.of(
+        {
+            "metric": metric,
+            "higher_is_better": metric != "l2",
+            "results": [{"hits": hits_json(r)} for r in results],
+        }
     )
