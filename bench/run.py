@@ -371,7 +371,8 @@ class Bench:
         for name in a.peers:
             peers.install(name)
         try:
-            env = {"BENCH_VECTORS": str(self.corpus_path)}
+            # OpenMP's thread count is per thread: the env makes 1 the default in pool threads
+            env = {"BENCH_VECTORS": str(self.corpus_path), "OMP_NUM_THREADS": "1"}
             self.start(
                 "empty",
                 uvicorn(

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from indexer import Engine, Hit, Query, Settings
+from indexer.index import set_threads
 from service.batching import batcher_for
 from service.deps import get_engine, get_settings
 from service.models import (
@@ -43,7 +44,15 @@ EngineDep = Annotated[Engine, Depends(engine_now)]
 SettingsDep = Annotated[Settings, Depends(settings_now)]
 
 
+def _in_worker(engine: Engine) -> None:
+    """FAISS's OpenMP thread count is per calling thread, and the engine sets it only on the
+    thread that made it: in a pool thread a search would use every core and leave OpenMP
+    threads spinning after it (measured: 11.8 -> 4.5 ms of server CPU per query at 1 conn)."""
+    set_threads(engine.settings.faiss_threads)
+
+
 def _search(engine: Engine, name: str, query: Query) -> tuple[str, list[Hit]]:
+    _in_worker(engine)
     col = engine.collection(name)
     if query.text is not None and col.embedder is not None:
         query.vector, query.text = batcher_for(col.embedder).embed(query.text), None
@@ -64,6 +73,7 @@ async def search(
 
 
 def _search_batch(engine: Engine, name: str, queries: list[Query]) -> tuple[str, Any]:
+    _in_worker(engine)
     col = engine.collection(name)
     return col.metric, col.search_batch(queries)
 
