@@ -101,6 +101,14 @@ def make_parser(prog: str = "python -m indexer") -> argparse.ArgumentParser:
         "--api-key", default=os.environ.get("VP_API_KEY"), help="with --url (env VP_API_KEY)"
     )
     p.add_argument("--strict", action="store_true", help="exit 1 if any record was bad")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="embed on a Ray cluster (ADDRESS or 'auto') and write --shards shards "
+        "(needs the ray extra: pip install 'vector-primer[ray]')",
+    )
+    p.add_argument("--shards", type=int, default=2, help="with --ray: number of shards")
+    p.add_argument("--actors", type=int, default=2, help="with --ray: embedder actors")
 
     p = cmd("words", "build the word collection for analogies from the model's vocabulary")
     p.add_argument("--collection", "-c", default="words")
@@ -206,7 +214,26 @@ def cmd_build(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int
         progress=bar.update if bar is not None else None,
     )
     try:
-        if args.url:
+        if args.ray:
+            from . import ray_jobs
+
+            engine = get_engine()
+            update = {"embedder": args.embedder} if args.embedder else {}
+            kw.pop("metric"), kw.pop("index"), kw.pop("params")
+            out = ray_jobs.build_ray(
+                engine.settings.model_copy(update=update),
+                args.collection,
+                items,
+                args.shards,
+                address=args.ray,
+                actors=args.actors,
+                metric=args.metric,
+                index=args.index,
+                params=_params(args.param),
+                **kw,
+            )
+            _err(f"shards {out.shards}; records embedded per node {out.nodes}")
+        elif args.url:
             jobs.build_http(
                 args.url, args.collection, items, api_key=args.api_key, embedder=args.embedder, **kw
             )
