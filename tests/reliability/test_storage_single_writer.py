@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer import DocumentIn, Engine, Query, Settings
-from indexer.errors import CollectionBusy
+from indexer.errors import CollectionBusy, CollectionNotFound
 from indexer.settings import check_environment
 from service.app import create_app
 
@@ -109,3 +110,37 @@ def test_http_answers_409_collection_busy_and_keeps_serving_reads(
         assert time.monotonic() - start <= 3.0
         r = client.post("/v1/collections/c/search", json={"query": "the cat sat", "k": 1})
         assert r.status_code == 200 and r.json()["hits"][0]["id"] == "a", r.text
+
+
+DROP = """
+import sys
+from indexer import Engine, Settings
+Engine(Settings(data_dir=sys.argv[1], embedder="hash-384")).drop_collection("c")
+"""
+
+
+def test_a_collection_dropped_by_another_process_says_so(data: Path) -> None:
+    col = _engine(data).collection("c")
+    assert col.count() == 1
+    subprocess.run([sys.executable, "-c", DROP, str(data)], check=True, timeout=120)
+    vec = np.ones(384, dtype=np.float32)
+    for call in (
+        lambda: col.search(Query(vector=vec, k=1)),
+        lambda: col.upsert([DocumentIn(id="b", vector=vec)]),
+        lambda: col.count(),
+    ):
+        with pytest.raises(CollectionNotFound, match="dropped"):
+            call()
+    errors: list[BaseException] = []
+
+    def other_thread() -> None:  # a new connection: never a raw sqlite3 error
+        try:
+            col.store.state()
+        except BaseException as e:
+            errors.append(e)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert len(errors) == 1 and isinstance(errors[0], CollectionNotFound), errors
+    assert not (data / "c").exists()
