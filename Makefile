@@ -86,3 +86,13 @@ bench: $(STAMP)  ## benchmarks against Chroma, txtai and FAISS (not in CI)
 reliability: $(STAMP)  ## full reliability tier: kill -9 x20, fuzzing x100/op, 60 s soak (not in CI)
 	RELIABILITY_FULL=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider -m reliability_full \
 	  tests/reliability
+
+# ---- reliability, storage half (README "Reliability: storage") --------------------------------
+# The same tests/reliability/test_storage_*.py that `make test` runs, at the full counts of the
+# R1-R18 table (200 kills, 50 publish kills, every byte of the WAL tail, ...); the figures go to
+# stdout and bench/results/reliability-storage-*.json. `make reliability` runs this too.
+.PHONY: durability
+durability: $(STAMP)  ## storage reliability at full counts: 200 SIGKILLs, torn files, faults
+	RELIABILITY_FULL=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/reliability/test_storage_*.py
+reliability: durability
