@@ -238,7 +238,9 @@ class Bench:
                 before(ef)
             reqs = [make(v, ef) for v in q]
             recall = recall_at_10(target, reqs, self.truth)
-            qps = load.run(target.base, reqs, 8, self.args.curve_seconds).qps
+            qps = load.run(
+                target.base, reqs, 8, self.args.curve_seconds, tool=self.args.load_tool
+            ).qps
             points.append({"ef": ef, "recall": recall, "qps": qps})
             log(f"{name} ef={ef}: recall@10 {recall:.4f}, {qps:.0f} QPS at 8 connections")
             if recall >= 0.999:
@@ -327,7 +329,13 @@ class Bench:
                 server = self.server_of(s["target"])
                 for conns in s.get("conns", (1, 8)):
                     cpu0 = server.cpu_s()
-                    res = load.run(s["target"].base, s["reqs"], conns, self.args.seconds)
+                    res = load.run(
+                        s["target"].base,
+                        s["reqs"],
+                        conns,
+                        self.args.seconds,
+                        tool=self.args.load_tool,
+                    )
                     cpu_ms = (server.cpu_s() - cpu0) * 1000 / max(res.requests, 1)
                     self.results["runs"].append(
                         {"round": r, "label": s["label"], **res.as_dict(), "cpu_ms": cpu_ms}
@@ -397,14 +405,15 @@ class Bench:
             self.upserts()
             self.text_upserts()
             ref = Reference(self.servers["reference"].base, self.ds.ids)
-            self.curve("reference", ref, ref.vector_req, EF_GRID)
-            self.curve("ours", self.ours, self.ours.vector_req, EF_GRID)
+            grid = a.ef_grid or EF_GRID
+            self.curve("reference", ref, ref.vector_req, grid)
+            self.curve("ours", self.ours, self.ours.vector_req, grid)
             if "chroma" in self.servers:
                 self.curve(
                     "chroma",
                     self.chroma,
                     self.chroma.vector_req,
-                    CHROMA_EF_GRID,
+                    a.ef_grid or CHROMA_EF_GRID,
                     before=self.restart_chroma,
                 )
             self.rounds()
@@ -425,7 +434,7 @@ def meta(a: argparse.Namespace) -> dict[str, Any]:
         platform.processor(),
     )
     mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
-    wrk = shutil.which("wrk")
+    wrk = shutil.which("wrk") and a.load_tool != "python"
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores, {mem:.0f} GiB",
@@ -447,6 +456,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0, help="per load run")
     p.add_argument("--curve-seconds", type=float, default=2.0, help="per ef point")
+    p.add_argument("--ef-grid", type=int, nargs="*", help="ef_search values to try")
+    p.add_argument(
+        "--load-tool", default="auto", choices=["auto", "wrk", "python"], help="auto: wrk if found"
+    )
     p.add_argument("--batch", type=int, default=1000, help="vectors per upsert request")
     p.add_argument(
         "--text-docs", type=int, default=2000, help="texts upserted (and txtai's corpus)"

@@ -42,6 +42,7 @@ class Batcher:
         )
         self._lock = threading.Lock()
         self._running = False
+        self.thread: threading.Thread | None = None
 
     def embed(self, text: str) -> NDArray[np.float32]:
         """The text's vector, computed in a batch with whatever else is waiting."""
@@ -50,7 +51,10 @@ class Batcher:
             self._queue.put((text, future))
             if not self._running:
                 self._running = True
-                threading.Thread(target=self._run, name="vp-embed-batcher", daemon=True).start()
+                self.thread = threading.Thread(
+                    target=self._run, name="vp-embed-batcher", daemon=True
+                )
+                self.thread.start()
         return future.result()
 
     def _next(self) -> tuple[str, Future[NDArray[np.float32]]] | None:
