@@ -1,0 +1,139 @@
+"""A real 2-node Ray cluster on one machine that reaches no address but loopback.
+
+The head and a worker node (one CPU each, custom resources shard0 / shard1) run inside a private
+network namespace with only `lo` up (`unshare --net --pid --fork --mount-proc`): Ray would
+otherwise advertise the host's external address. The PID namespace also cleans up: when its
+first process exits, the kernel kills every Ray process in it, so nothing here ever runs
+`ray stop` (which kills every Ray process on the host by name).
+
+The driver (below) runs the sharded build with two embedder actors, which can only be placed
+one per node (one CPU each), then searches each shard with a task pinned to its node by the
+shard's custom resource, and checks the merged answer against the local sharded collection.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
+
+PORT = 6390
+RAY_BIN = Path(sys.executable).parent / "ray"
+
+
+def _namespace_reason() -> str | None:
+    """Why the test cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root for unshare --net (a private network namespace)"
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "needs unshare and ip (util-linux, iproute2)"
+    probe = subprocess.run(
+        ["unshare", "--net", "--pid", "--fork", "--mount-proc", "ip", "link", "set", "lo", "up"],
+        capture_output=True,
+        timeout=20,
+    )
+    if probe.returncode != 0:
+        return f"unshare --net does not work here: {probe.stderr.decode().strip()[:200]}"
+    return None
+
+
+DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    import ray
+    from indexer import Engine, Query, Settings
+    from indexer.ray_jobs import build_ray
+    from indexer.readers import Record
+    from indexer.shards import shard_names
+
+    data, address, embedder = sys.argv[1], sys.argv[2], sys.argv[3]
+    ray.init(address=address, log_to_driver=False)
+    nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+    settings = Settings(data_dir=data, embedder=embedder)
+    recs = [Record(i + 1, f"d{i}", f"document {i} about topic {i % 7}", {"t": i % 3})
+            for i in range(300)]
+    out = build_ray(settings, "docs", recs, shards=2, batch_size=25, actors=2)
+
+    @ray.remote(num_cpus=0)
+    def search_shard(path, text, k):
+        from indexer import Engine, Query, Settings
+        shard = path.rsplit("/", 1)
+        eng = Engine(Settings(data_dir=shard[0], embedder=embedder))
+        hits = eng.collection(shard[1]).search(Query(text=text, k=k))
+        return ray.get_runtime_context().get_node_id(), [(h.id, h.score) for h in hits]
+
+    pinned = ray.get([
+        search_shard.options(resources={f"shard{i}": 0.1}).remote(f"{data}/docs/{s}", "topic 3", 10)
+        for i, s in enumerate(shard_names(2))
+    ])
+    merged = sorted((h for _, hits in pinned for h in hits), key=lambda h: -h[1])[:10]
+    local = Engine(settings).collection("docs").search(Query(text="topic 3", k=10))
+    print(json.dumps({
+        "nodes": nodes, "embedded_by": out.nodes, "shards": out.shards,
+        "upserted": out.summary.upserted, "search_nodes": [n for n, _ in pinned],
+        "merged": [s for _, s in merged], "local": [h.score for h in local],
+    }))
+    """
+)
+
+
+def run_cluster(tmp_path: Path, embedder: str) -> dict:
+    (tmp_path / "driver.py").write_text(DRIVER)
+    # Ray's socket paths must stay under 107 bytes: a short folder of our own, not tmp_path
+    ray_tmp = tempfile.mkdtemp(prefix="vpray", dir="/tmp")
+    common = "--node-ip-address=127.0.0.1 --num-cpus=1 --object-store-memory=100000000"
+    common += " --disable-usage-stats"
+    script = textwrap.dedent(
+        f"""
+        set -e
+        ip link set lo up
+        {RAY_BIN} start --head --port={PORT} {common} --include-dashboard=false \\
+            --temp-dir={ray_tmp} \\
+            --resources='{{"shard0": 1}}' >{tmp_path}/head.log 2>&1
+        {RAY_BIN} start --address=127.0.0.1:{PORT} {common} \\
+            --resources='{{"shard1": 1}}' >{tmp_path}/worker.log 2>&1
+        {sys.executable} {tmp_path}/driver.py {tmp_path}/data 127.0.0.1:{PORT} {embedder} \\
+            2>{tmp_path}/driver.log
+        """
+    )
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    try:
+        proc = subprocess.run(
+            ["unshare", "--net", "--pid", "--fork", "--mount-proc", "bash", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=150,
+            env=env,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    if proc.returncode != 0:
+        logs = {p.name: p.read_text()[-1500:] for p in tmp_path.glob("*.log")}
+        pytest.fail(f"cluster run failed ({proc.returncode}): {proc.stderr[-1500:]}\n{logs}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_two_node_cluster_embeds_on_both_nodes_and_shards_search_where_pinned(
+    tmp_path: Path,
+) -> None:
+    reason = _namespace_reason()
+    if reason:
+        pytest.skip(reason)
+    out = run_cluster(tmp_path, "hash-384")
+    assert len(out["nodes"]) == 2
+    assert {r for res in out["nodes"].values() for r in res if r.startswith("shard")} == {
+        "shard0",
+        "shard1",
+    }
+    assert set(out["embedded_by"]) == set(out["nodes"])  # both nodes embedded records
+    assert sum(out["embedded_by"].values()) == out["upserted"] == 300
+    assert sum(out["shards"]) == 300
+    assert sorted(out["search_nodes"]) == sorted(out["nodes"])  # one shard search per node
+    assert out["merged"] == pytest.approx(out["local"], abs=1e-6)
