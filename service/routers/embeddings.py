@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
+from indexer import Engine
 from indexer.embed import Embedder
 from indexer.errors import InvalidInput
-from service.deps import EngineDep
+from service.batching import batcher_for
 from service.errors import ModelNotFound
-from service.models import Embedding, EmbeddingsRequest, EmbeddingsResponse, Usage
+from service.models import EmbeddingsRequest, EmbeddingsResponse, JSONBytes
+from service.routers.search import EngineDep
 
 router = APIRouter(tags=["embeddings"])
 
@@ -33,10 +37,15 @@ def count_tokens(embedder: Embedder, texts: list[str]) -> int:
     return sum(int(counter(t)) for t in texts)
 
 
-@router.post("/embeddings")
-def create_embeddings(req: EmbeddingsRequest, engine: EngineDep) -> EmbeddingsResponse:
+@router.post("/embeddings", response_model=EmbeddingsResponse)
+async def create_embeddings(req: EmbeddingsRequest, engine: EngineDep) -> JSONBytes:
     """`{input, model?}` → `{object: "list", data: [{object: "embedding", index, embedding}],
-    model, usage}`, as in OpenAI's API; `encoding_format: "base64"` gives little-endian float32."""
+    model, usage}`, as in OpenAI's API; `encoding_format: "base64"` gives little-endian float32.
+    One input shares a forward pass with concurrent requests (service/batching.py)."""
+    return JSONBytes.of(await run_in_threadpool(_embeddings, engine, req))
+
+
+def _embeddings(engine: Engine, req: EmbeddingsRequest) -> dict[str, Any]:
     embedder = engine.embedder()
     model = served_model(req.model, embedder.name)
     if req.dimensions is not None and req.dimensions != embedder.dim:
@@ -45,17 +54,24 @@ def create_embeddings(req: EmbeddingsRequest, engine: EngineDep) -> EmbeddingsRe
             field="dimensions",
         )
     texts = req.texts()
-    vectors = embedder.embed(texts)  # (n, dim) float32
+    if len(texts) == 1:
+        vectors = batcher_for(embedder).embed(texts[0])[None, :]
+    else:
+        vectors = embedder.embed(texts)  # (n, dim) float32: already one batch
     data = [
-        Embedding(index=i, embedding=_encode(v, req.encoding_format)) for i, v in enumerate(vectors)
+        {"object": "embedding", "index": i, "embedding": _encode(v, req.encoding_format)}
+        for i, v in enumerate(vectors)
     ]
     tokens = count_tokens(embedder, texts)
-    return EmbeddingsResponse(
-        data=data, model=model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
-    )
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def _encode(v: np.ndarray, encoding_format: str) -> list[float] | str:
     if encoding_format == "base64":
         return base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode("ascii")
-    return [float(x) for x in v]
+    return list(np.asarray(v, dtype=np.float32).tolist())
