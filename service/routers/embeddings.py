@@ -15,10 +15,10 @@ from indexer.embed import Embedder
 from indexer.errors import InvalidInput
 from service.batching import batcher_for
 from service.errors import ModelNotFound
-from service.models import EmbeddingsRequest, EmbeddingsResponse, JSONBytes
+from service.models import EmbeddingsRequest, EmbeddingsResponse, FastJSONRoute, JSONBytes
 from service.routers.search import EngineDep
 
-router = APIRouter(tags=["embeddings"])
+router = APIRouter(tags=["embeddings"], route_class=FastJSONRoute)
 
 
 def served_model(requested: str | None, default: str) -> str:

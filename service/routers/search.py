@@ -22,13 +22,14 @@ from service.deps import get_engine, get_settings
 from service.models import (
     BatchSearchRequest,
     BatchSearchResponse,
+    FastJSONRoute,
     JSONBytes,
     SearchRequest,
     SearchResponse,
     hits_json,
 )
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=FastJSONRoute)
 
 
 async def engine_now(request: Request) -> Engine:
