@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="allow a non-loopback --host without an API key (VP_ALLOW_INSECURE)",
     )
+    serve.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="serve the sharded --collection on a Ray cluster (Ray Serve, service/ray_serve.py)",
+    )
+    serve.add_argument("--collection", help="with --ray: the sharded collection to serve")
     sub.add_parser(
         "index", help="batch jobs: build, rebuild, ... (see 'index --help')", add_help=False
     )
@@ -95,7 +102,32 @@ def _exit_zero_after_graceful_shutdown(server: uvicorn.Server) -> None:
         signal.signal(sig, handler)
 
 
+def serve_ray(args: argparse.Namespace) -> int:
+    """`serve --ray ADDRESS --collection NAME`: one Serve deployment per shard, pinned by the
+    custom resource `shard<i>`, behind an ingress on --host/--port; runs until Ctrl-C."""
+    import time
+
+    import ray
+
+    from service.ray_serve import deploy
+
+    if not args.collection:
+        return _fail("serve --ray needs --collection (a collection built with index build --ray)")
+    settings = Settings(**{k: v for k, v in (("data_dir", args.data_dir),) if v is not None})
+    ray.init(address=args.ray, include_dashboard=False)
+    host, port = args.host or settings.host, args.port or settings.port
+    deploy(str(Path(settings.data_dir).resolve()), args.collection, settings.embedder, host, port)
+    print(f"serving {args.collection!r} on http://{host}:{port} (Ray Serve); Ctrl-C stops")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
 def serve(args: argparse.Namespace) -> int:
+    if getattr(args, "ray", None):
+        return serve_ray(args)
     try:
         check_environment()
         flags = (
