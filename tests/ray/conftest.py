@@ -20,6 +20,7 @@ def local_ray() -> Iterator[Any]:
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
+        resources={"shard0": 1, "shard1": 1},  # as two worker nodes would have
     )
     yield ray
     ray.shutdown()  # only this session's own processes

@@ -75,10 +75,18 @@ DRIVER = textwrap.dedent(
     ])
     merged = sorted((h for _, hits in pinned for h in hits), key=lambda h: -h[1])[:10]
     local = Engine(settings).collection("docs").search(Query(text="topic 3", k=10))
+
+    import httpx
+    from service.ray_serve import deploy
+    deploy(data, "docs", embedder, "127.0.0.1", 8000)
+    served = httpx.post("http://127.0.0.1:8000/v1/collections/docs/search",
+                        json={"query": "topic 3", "k": 10}, timeout=60).json()
+    served_nodes = httpx.get("http://127.0.0.1:8000/v1/nodes", timeout=60).json()
     print(json.dumps({
         "nodes": nodes, "embedded_by": out.nodes, "shards": out.shards,
         "upserted": out.summary.upserted, "search_nodes": [n for n, _ in pinned],
         "merged": [s for _, s in merged], "local": [h.score for h in local],
+        "served": [h["score"] for h in served["hits"]], "served_nodes": served_nodes,
     }))
     """
 )
@@ -120,7 +128,7 @@ def run_cluster(tmp_path: Path, embedder: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_two_node_cluster_embeds_on_both_nodes_and_shards_search_where_pinned(
+def test_two_nodes_embed_and_serve_each_shard_where_it_is_pinned(
     tmp_path: Path,
 ) -> None:
     reason = _namespace_reason()
@@ -137,3 +145,6 @@ def test_two_node_cluster_embeds_on_both_nodes_and_shards_search_where_pinned(
     assert sum(out["shards"]) == 300
     assert sorted(out["search_nodes"]) == sorted(out["nodes"])  # one shard search per node
     assert out["merged"] == pytest.approx(out["local"], abs=1e-6)
+    # Ray Serve: the shard deployments answered from both nodes, merged like the local search
+    assert out["served"] == pytest.approx(out["local"], abs=1e-6)
+    assert set(out["served_nodes"]) == set(out["nodes"])
