@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -251,6 +252,17 @@ def _vec(blob: bytes, dim: int) -> NDArray[np.float32]:
     return np.frombuffer(blob, dtype=np.float32)
 
 
+@functools.cache
+def _expected_schema() -> set[tuple[str, str, str | None]]:
+    """sqlite_master as _SCHEMA makes it: every store of this format has exactly this."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        return set(conn.execute("SELECT type, name, sql FROM sqlite_master"))
+    finally:
+        conn.close()
+
+
 def _json(text: str) -> Any:
     try:
         return json.loads(text)
@@ -275,6 +287,12 @@ def _doc(r: tuple[Any, ...], dim: int) -> Doc:
 
 
 _DOC_COLUMNS = "id, label, text, metadata, vector, content_hash"
+_BAD_TYPES = """SELECT
+  (SELECT COUNT(*) FROM documents WHERE typeof(id) != 'text' OR typeof(label) != 'integer'
+     OR typeof(seq) != 'integer' OR typeof(text) NOT IN ('text', 'null')
+     OR typeof(metadata) != 'text' OR typeof(vector) != 'blob' OR typeof(content_hash) != 'text')
+  + (SELECT COUNT(*) FROM removed WHERE typeof(label) != 'integer' OR typeof(seq) != 'integer')
+  + (SELECT COUNT(*) FROM state WHERE typeof(key) != 'text' OR typeof(value) != 'integer')"""
 
 
 class Store:
@@ -335,11 +353,23 @@ class Store:
                 f"store of collection {self.name!r} has no {', '.join(missing)} table: "
                 "refusing to serve it as empty; restore it from a backup"
             )
+        schema = set(conn.execute("SELECT type, name, sql FROM sqlite_master"))
+        if schema != _expected_schema():
+            raise CorruptCollection(
+                f"store of collection {self.name!r} has a schema that is not format "
+                f"{FORMAT_VERSION}'s (damaged or not ours); restore it from a backup"
+            )
         problems = self.integrity_check()
         if problems:
             raise CorruptCollection(
                 f"store of collection {self.name!r} fails its check ({problems[0]}); "
                 "restore it from a backup"
+            )
+        bad = conn.execute(_BAD_TYPES).fetchone()[0]
+        if bad:  # SQLite does not enforce column types: a damaged record header can change one
+            raise CorruptCollection(
+                f"store of collection {self.name!r} has {bad} rows with values of the wrong "
+                "type; restore it from a backup"
             )
         state = dict(conn.execute("SELECT key, value FROM state").fetchall())
         top = [  # each MAX is one index lookup
@@ -400,6 +430,11 @@ class Store:
             yield
         except sqlite3.Error as e:
             raise sqlite_error(e, self.name, action) from e
+        except UnicodeDecodeError as e:  # a damaged text (or schema) that is not UTF-8
+            raise CorruptCollection(
+                f"collection {self.name!r} is damaged (stored text is not UTF-8); "
+                "restore it from a backup"
+            ) from e
 
     def _failed_write(self, e: sqlite3.Error, waited: float) -> VPError:
         err = sqlite_error(e, self.name, "a write")

@@ -208,6 +208,9 @@ def serve() -> None:
         if pid == 0:
             _child(job, emit)
         emit(f"F {pid}")
+        if b"K\n" in pending:  # the kill came with the job, before the fork
+            os.kill(pid, 9)
+            pending = pending.replace(b"K\n", b"")
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
