@@ -12,7 +12,6 @@ import ast
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from indexer import DocumentIn, Engine
 from indexer.backup import BACKUP_FILE
+from indexer.cli import main as cli_main
 from indexer.collection import Collection
 from indexer.errors import CollectionExists, CorruptBackup
 from service.app import create_app
@@ -169,30 +169,28 @@ def test_a_damaged_backup_is_refused_before_anything_is_created(tmp_path: Path, 
         engine.restore(good, "restored")
 
 
-def test_cli_backup_and_restore_round_trip(tmp_path: Path) -> None:
+def test_cli_backup_and_restore_round_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     engine = engine_at(tmp_path / "data")
     want = state_of(_source(engine))
     engine.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VP_")}
-    env.update(VP_DATA_DIR=str(tmp_path / "data"), VP_EMBEDDER=f"hash-{DIM}")
+    for key in [k for k in os.environ if k.startswith("VP_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("VP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VP_EMBEDDER", f"hash-{DIM}")
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "indexer", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-        )
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = cli_main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
 
-    made = cli("backup", "src", str(tmp_path / "bk"), "--json")
-    assert made.returncode == 0, made.stderr
-    assert json.loads(made.stdout)["count"] == 300
-    done = cli("restore", str(tmp_path / "bk"), "--as", "back")
-    assert done.returncode == 0 and "300 documents" in done.stdout, done.stderr
-    again = cli("restore", str(tmp_path / "bk"), "--as", "back")
-    assert again.returncode == 2 and "already exists" in again.stderr
+    code, out, err = cli("backup", "src", str(tmp_path / "bk"), "--json")
+    assert code == 0 and json.loads(out)["count"] == 300, err
+    code, out, err = cli("restore", str(tmp_path / "bk"), "--as", "back")
+    assert code == 0 and "300 documents" in out, err
+    code, out, err = cli("restore", str(tmp_path / "bk"), "--as", "back")
+    assert code == 2 and "already exists" in err
     assert state_of(engine_at(tmp_path / "data").collection("back")) == want
 
 

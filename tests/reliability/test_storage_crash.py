@@ -5,7 +5,7 @@ A zygote (storage_worker.py) pre-imports the engine and forks one child per roun
 opens the collection after the fork, writes until it is killed U(0, 150 ms) after opening (one
 round in ten: at a random moment of the open itself), and reports every op's start, commit and
 return. Two collections take turns: flat/cosine and hnsw/l2 (its rebuilds publish snapshots
-mid-op). Fast tier 40 kills, full tier (RELIABILITY_FULL=1) 200. A failure names the round's
+mid-op). Fast tier 30 kills, full tier (RELIABILITY_FULL=1) 200. A failure names the round's
 seed: RELIABILITY_SEED=<seed> reruns the same kill points.
 """
 
@@ -56,7 +56,7 @@ def crash_job(data_dir: Path, name: str, seed: int, rnd: int) -> dict[str, objec
 
 
 def test_sigkill_during_concurrent_batches_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    kills = scaled(40, 200)
+    kills = scaled(30, 200)
     data_dir = tmp_path / "data"
     engine = engine_at(data_dir)
     for name, spec in COLLECTIONS.items():

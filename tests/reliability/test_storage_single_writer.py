@@ -26,6 +26,8 @@ from indexer.errors import CollectionBusy, CollectionNotFound
 from indexer.settings import check_environment
 from service.app import create_app
 
+from .storage_support import report
+
 HOLDER = """
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -81,6 +83,9 @@ def test_a_blocked_writer_gets_a_clear_error_within_the_timeout(
     assert "locked by another writer" in detail and "VP_WRITE_LOCK_TIMEOUT_S" in detail
     took_delete, _ = _timed_busy(lambda: col.delete(ids=["a"]))
     assert took_delete <= 3.0
+    report(
+        "storage-busy", {"upsert_busy_s": round(took, 2), "delete_busy_s": round(took_delete, 2)}
+    )
     # reads go on while the other process writes
     assert col.count() == 1 and col.get("a").text == "the cat sat on the mat"
     assert col.search(Query(text="the cat sat on the mat", k=1))[0].id == "a"
