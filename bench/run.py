@@ -13,9 +13,11 @@ machine is shared, so absolute figures move, ratios hold.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,11 +29,12 @@ import numpy as np
 
 from bench import data, floor, load, peers
 from bench.servers import Server, free_port, uvicorn
-from bench.targets import Chroma, Empty, Ours, Reference, Txtai, recall_at_10
+from bench.targets import Chroma, Empty, Ours, Reference, Txtai, check, recall_at_10
 
 EF_GRID = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256]
 CHROMA_EF_GRID = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256]
 GOALS = (0.95, 0.99)
+PACKAGES = ("indexer", "service", "primer_math", "vector_primer_client")
 
 
 def log(msg: str) -> None:
@@ -84,8 +87,21 @@ class Bench:
             f"({time.perf_counter() - t0:.0f} s)"
         )
         self.truth = [[self.ds.ids[j] for j in row] for row in self.ds.truth]
-        self.corpus_path = self.work / "corpus.npy"
-        np.save(self.corpus_path, self.ds.vectors)
+        # kept with the cache (not the work dir) so the reference's HNSW is built once
+        tag = hashlib.sha256(self.ds.vectors[:256].tobytes()).hexdigest()[:12]
+        self.corpus_path = Path(a.cache) / f"corpus-{len(self.ds.ids)}-{tag}.npy"
+        if not self.corpus_path.exists():
+            np.save(self.corpus_path, self.ds.vectors)
+        # our service runs from the committed tree (git archive HEAD), so that edits in the
+        # work tree while the bench runs (other people's, half done) cannot change what is
+        # measured; the commit is recorded with the results
+        self.src = self.work / "src"
+        self.src.mkdir()
+        packages = [p for p in PACKAGES if (data.REPO / p).is_dir()]
+        archive = subprocess.run(
+            ["git", "archive", "HEAD", *packages], cwd=data.REPO, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(self.src)], input=archive, check=True)
         self.results["data"] = {
             "corpus": len(self.ds.ids),
             "queries": len(self.ds.queries),
@@ -106,6 +122,7 @@ class Bench:
             "VP_BUILD_WORDS": "false",
             "VP_EMBEDDER": self.args.embedder,
             "VP_DATA_DIR": str(self.work / name),
+            "PYTHONPATH": str(self.src),
         }
         server = Server(
             name,
@@ -114,6 +131,7 @@ class Bench:
             "/readyz",
             env,
             self.work / "logs" / f"{name}.log",
+            cwd=self.src,
         )
         self.start(name, server)
         return server
@@ -196,6 +214,9 @@ class Bench:
                 log(f"upserted {start + batch}/{len(ds.ids)} vectors")
         for name, w in writers.items():
             assert w.count() == len(ds.ids), f"{name} holds {w.count()} of {len(ds.ids)}"
+            probe = w.vector_req(ds.queries[0])
+            hits = w.hit_ids(check(w.client.post(probe.path, json=probe.body)))
+            assert len(hits) == min(10, len(ds.ids)), f"{name} answered {len(hits)} hits for k=10"
             self.results["upsert"][f"{name} vectors"] = {
                 "per_s": len(ds.ids) / spent[name],
                 "n": len(ds.ids),
@@ -353,7 +374,7 @@ class Bench:
     def restart_ours(self) -> None:
         """Stop (SIGTERM: a clean shutdown) and start again; ready = /readyz 200 and a search
         answered."""
-        self.servers["ours"].stop()
+        self.servers["ours"].stop(timeout=180)  # a clean stop writes the HNSW snapshot
         t0 = time.perf_counter()
         self.start_ours()
         probe = self.ours.vector_req(self.ds.queries[0])
@@ -473,8 +494,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through Bench.run's finally: servers stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
     results = Bench(args).run()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

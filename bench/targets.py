@@ -16,7 +16,7 @@ from bench.load import Req
 Vectors = NDArray[np.float32]
 
 
-def _check(resp: httpx.Response) -> Any:
+def check(resp: httpx.Response) -> Any:
     if not resp.is_success:
         raise RuntimeError(
             f"{resp.request.method} {resp.request.url}: {resp.status_code} {resp.text[:300]}"
@@ -40,10 +40,10 @@ class Ours:
         }
         if embedder:
             body["embedder"] = embedder
-        _check(self.client.post("/v1/collections", json=body))
+        check(self.client.post("/v1/collections", json=body))
 
     def count(self) -> int:
-        return int(_check(self.client.get(f"/v1/collections/{self.name}"))["count"])
+        return int(check(self.client.get(f"/v1/collections/{self.name}"))["count"])
 
     def upsert(self, ids: list[str], texts: list[str], vectors: Vectors | None) -> None:
         docs = [
@@ -52,7 +52,7 @@ class Ours:
                 ids, texts, vectors.tolist() if vectors is not None else texts, strict=True
             )
         ]
-        _check(self.client.put(f"/v1/collections/{self.name}/documents", json={"documents": docs}))
+        check(self.client.put(f"/v1/collections/{self.name}/documents", json={"documents": docs}))
 
     def vector_req(self, v: Vectors, ef: int | None = None, exact: bool = False) -> Req:
         body: dict[str, Any] = {"vector": v.tolist(), "k": 10}
@@ -108,18 +108,18 @@ class Chroma:
             "get_or_create": True,
             "configuration": {"hnsw": {"space": "cosine", "ef_search": ef_search}},
         }
-        self.id = _check(self.client.post(self.PREFIX, json=body))["id"]
+        self.id = check(self.client.post(self.PREFIX, json=body))["id"]
 
     def set_ef(self, ef: int) -> None:
         body = {"new_configuration": {"hnsw": {"ef_search": ef}}}
-        _check(self.client.put(f"{self.PREFIX}/{self.id}", json=body))
+        check(self.client.put(f"{self.PREFIX}/{self.id}", json=body))
 
     def count(self) -> int:
-        return int(_check(self.client.get(f"{self.PREFIX}/{self.id}/count")))
+        return int(check(self.client.get(f"{self.PREFIX}/{self.id}/count")))
 
     def upsert(self, ids: list[str], texts: list[str], vectors: Vectors) -> None:
         body = {"ids": ids, "documents": texts, "embeddings": vectors.tolist()}
-        _check(self.client.post(f"{self.PREFIX}/{self.id}/upsert", json=body))
+        check(self.client.post(f"{self.PREFIX}/{self.id}/upsert", json=body))
 
     def vector_req(self, v: Vectors, ef: int | None = None) -> Req:
         body = {
@@ -142,15 +142,15 @@ class Txtai:
         self.client = httpx.Client(base_url=base, timeout=600.0)
 
     def count(self) -> int:
-        return int(_check(self.client.get("/count")))
+        return int(check(self.client.get("/count")))
 
     def upsert(self, ids: list[str], texts: list[str]) -> None:
-        _check(
+        check(
             self.client.post(
                 "/add", json=[{"id": i, "text": t} for i, t in zip(ids, texts, strict=True)]
             )
         )
-        _check(self.client.get("/upsert"))
+        check(self.client.get("/upsert"))
 
     def text_req(self, text: str) -> Req:
         return Req("GET", "/search?" + urllib.parse.urlencode({"query": text, "limit": 10}))
@@ -170,7 +170,7 @@ def recall_at_10(
 
     def one(i: int) -> float:
         r = reqs[i]
-        answer = _check(client.request(r.method, r.path, json=r.body))
+        answer = check(client.request(r.method, r.path, json=r.body))
         return len(set(target.hit_ids(answer)[:10]) & set(truth_ids[i])) / 10
 
     with ThreadPoolExecutor(workers) as pool:
