@@ -28,16 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CollectionExists, CorruptBackup, InvalidInput, VPError
-from .store import (
-    Store,
-    fsync_dir,
-    list_snapshots,
-    os_error,
-    read_manifest,
-    read_snapshot,
-    write_atomic,
-    write_manifest,
-)
+from .files import fsync_dir, os_error, write_atomic
+from .snapshot import list_snapshots, read_snapshot
+from .store import Store, read_manifest, write_manifest
 
 if TYPE_CHECKING:
     from .collection import Collection

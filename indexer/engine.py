@@ -28,9 +28,10 @@ from .errors import (
     SpecMismatch,
     VPError,
 )
+from .files import fsync_dir, os_error
 from .index import set_threads, validate_spec
 from .settings import Settings
-from .store import NAME_RE, Store, fsync_dir, os_error, read_manifest, write_manifest
+from .store import NAME_RE, Store, read_manifest, write_manifest
 
 BACKUPS = ".backups"
 # leftovers of a killed create / restore / backup are removed once surely abandoned

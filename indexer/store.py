@@ -12,10 +12,8 @@ queries, which is how a reopened collection replays what came after its snapshot
 process picks up what another process (a batch job, say) wrote. Commits are durable before the
 call returns: an acknowledged write survives kill -9.
 
-A snapshot file is `MAGIC | header length | header JSON | labels | faiss bytes`; the header holds
-the seq it covers, a sha256 of the rest and (since this was added, optional for older files) a
-sha256 of the header itself. It is published by temp file, fsync, rename and directory fsync, and
-verified on load; a damaged snapshot is skipped, never served.
+The snapshot files have their own module (indexer/snapshot.py); publishing files atomically is
+indexer/files.py.
 
 Errors: SQLite's result codes become the engine's errors here, in one place (`sqlite_error`):
 busy -> CollectionBusy (409), full -> StorageFull (507), read-only -> ReadOnlyStorage (503),
@@ -28,7 +26,6 @@ data that is not on disk (PostgreSQL's "fsyncgate").
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import hashlib
 import json
@@ -36,7 +33,6 @@ import logging
 import os
 import re
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -47,6 +43,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from . import snapshot
 from .errors import (
     CollectionBusy,
     CollectionNotFound,
@@ -56,16 +53,17 @@ from .errors import (
     StorageFull,
     VPError,
 )
+from .files import fsync_dir as fsync_dir  # re-exported: the engine and shards use it
+from .files import remove_stale_temp_files as remove_stale_temp_files
+from .files import write_atomic
+from .snapshot import list_snapshots as list_snapshots
+from .snapshot import read_snapshot as read_snapshot
 
 log = logging.getLogger("vector_primer.store")
 
 FORMAT_VERSION = 1
-SNAPSHOT_MAGIC = b"VPSNAP01"
-KEEP_SNAPSHOTS = 2
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TABLES = ("documents", "removed", "state")
-# temp files left by a killed writer: ".<target>.tmp-<pid>-<thread>"
-TEMP_RE = re.compile(r"^\..+\.tmp-(\d+)-\d+$")
 # SQLite primary result codes (https://www.sqlite.org/rescode.html)
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
 SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
@@ -118,68 +116,6 @@ class Changes:
     metadata: list[dict[str, Any]]
     vectors: NDArray[np.float32]
     removed: NDArray[np.int64]
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename over the target, fsync the directory: a
-    reader sees the old file or the new one, never a partial one, even after a crash."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    fsync_dir(path.parent)
-
-
-def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Delete temp files whose writer died before renaming them (kill -9 mid-publish). Nothing
-    reads them, so they never block an open; this only stops them piling up. A temp file of a
-    live process (another writer mid-publish) is left alone."""
-    removed: list[Path] = []
-    if not folder.is_dir():
-        return removed
-    for file in folder.iterdir():
-        m = TEMP_RE.match(file.name)
-        if m is None or _alive(int(m.group(1))):
-            continue
-        with contextlib.suppress(OSError):
-            file.unlink()
-            removed.append(file)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def os_error(e: OSError, what: str) -> StorageError:
-    """The engine's error for a failed file operation (no path in the message: it reaches
-    HTTP clients)."""
-    reason = e.strerror or type(e).__name__
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull(f"storage full: {what} failed ({reason}); free space and retry")
-    if e.errno == errno.EROFS:
-        return ReadOnlyStorage(f"{what} failed: the data directory is read-only")
-    return StorageError(f"{what} failed: {reason}")
 
 
 def sqlite_error(e: sqlite3.Error, name: str, action: str) -> VPError:
@@ -673,7 +609,7 @@ class Store:
             os.fsync(f.fileno())
         return {"seq": state["seq"], "generation": state["generation"], "count": count}
 
-    # ---- snapshots ------------------------------------------------------------------------
+    # ---- snapshots (indexer/snapshot.py has the file format) ------------------------------
     def write_snapshot(
         self,
         seq: int,
@@ -682,89 +618,9 @@ class Store:
         payload: bytes,
         spec: dict[str, Any],
     ) -> Path:
-        body = np.ascontiguousarray(labels, dtype=np.int64).tobytes() + payload
-        header: dict[str, Any] = {
-            "seq": seq,
-            "built_n": built_n,
-            "n_labels": len(labels),
-            "spec": spec,
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "created": time.time(),
-        }
-        header["header_sha256"] = _header_sum(header)
-        head = json.dumps(header).encode()
-        snaps = self.path / "snapshots"
-        target = snaps / snapshot_name(seq)
-        try:
-            snaps.mkdir(exist_ok=True)
-            write_atomic(target, SNAPSHOT_MAGIC + struct.pack("<I", len(head)) + head + body)
-        except OSError as e:
-            raise os_error(e, "publishing a snapshot") from e
-        for old in sorted(snaps.glob("ann-*.bin"))[:-KEEP_SNAPSHOTS]:
-            with contextlib.suppress(OSError):
-                old.unlink()
-        return target
+        return snapshot.write(self.path, seq, built_n, labels, payload, spec)
 
     def read_snapshots(
         self, spec: dict[str, Any]
     ) -> Iterator[tuple[int, int, NDArray[np.int64], bytes]]:
-        """Valid snapshots for `spec`, newest first: (seq, built_n, labels, faiss bytes).
-        Damaged or foreign files are skipped, so a torn write can only cost a rebuild."""
-        for file in list_snapshots(self.path):
-            parsed = read_snapshot(file)
-            if parsed is None or parsed[0].get("spec") != spec:
-                continue
-            header, labels, payload = parsed
-            yield int(header["seq"]), int(header["built_n"]), labels, payload
-
-
-def snapshot_name(seq: int) -> str:
-    return f"ann-{seq:012d}.bin"
-
-
-def list_snapshots(path: Path) -> list[Path]:
-    """Snapshot files of the collection at `path`, newest first (valid or not)."""
-    snaps = path / "snapshots"
-    return sorted(snaps.glob("ann-*.bin"), reverse=True) if snaps.is_dir() else []
-
-
-def read_snapshot(file: Path) -> tuple[dict[str, Any], NDArray[np.int64], bytes] | None:
-    """(header, labels, faiss bytes) of a snapshot file that passes every check, else None."""
-    try:
-        parsed = _parse_snapshot(file.read_bytes())
-    except OSError as e:
-        log.warning("snapshot %s unreadable, skipped: %s", file.name, e)
-        return None
-    seq = parsed[0].get("seq") if parsed is not None else None
-    if parsed is None or not isinstance(seq, int) or file.name != snapshot_name(seq):
-        log.warning("snapshot %s is damaged, skipped", file.name)
-        return None
-    return parsed
-
-
-def _header_sum(header: dict[str, Any]) -> str:
-    fields = {k: v for k, v in header.items() if k != "header_sha256"}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-
-def _parse_snapshot(data: bytes) -> tuple[dict[str, Any], NDArray[np.int64], bytes] | None:
-    start = len(SNAPSHOT_MAGIC)
-    if not data.startswith(SNAPSHOT_MAGIC) or len(data) < start + 4:
-        return None
-    (hlen,) = struct.unpack("<I", data[start : start + 4])
-    if start + 4 + hlen > len(data):
-        return None
-    try:
-        header = json.loads(data[start + 4 : start + 4 + hlen])
-        if "header_sha256" in header and header["header_sha256"] != _header_sum(header):
-            return None
-        body = data[start + 4 + hlen :]
-        if hashlib.sha256(body).hexdigest() != header["sha256"]:
-            return None
-        n = int(header["n_labels"])
-        if not 0 <= 8 * n <= len(body):
-            return None
-        labels = np.frombuffer(body[: 8 * n], dtype=np.int64)
-        return header, labels, body[8 * n :]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+        return snapshot.read_valid(self.path, spec)

@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient
 
 from indexer import DocumentIn, Engine, Query, Settings
 from indexer.errors import ReadOnlyStorage, StorageError, StorageFull
-from indexer.store import list_snapshots, read_snapshot
+from indexer.snapshot import list_snapshots, read_snapshot
 from service.app import create_app
 
 from .storage_support import ROOT, SEED, index_problems, report, stored_docs

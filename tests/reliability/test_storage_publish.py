@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer import DocumentIn
-from indexer.store import list_snapshots, read_snapshot
+from indexer.snapshot import list_snapshots, read_snapshot
 
 from .storage_support import (
     ROOT,

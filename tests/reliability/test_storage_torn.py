@@ -28,7 +28,7 @@ import pytest
 from indexer import DocumentIn
 from indexer.collection import Collection
 from indexer.errors import CorruptCollection
-from indexer.store import list_snapshots
+from indexer.snapshot import list_snapshots
 
 from .storage_support import SEED, engine_at, index_problems, report, scaled, stored_docs
 
