@@ -98,3 +98,6 @@ durability: $(STAMP)  ## storage reliability at full counts: 200 SIGKILLs, torn 
 	RELIABILITY_FULL=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 	  tests/reliability/test_storage_*.py
 reliability: durability
+
+distributed: $(STAMP)  ## the Ray tests at full size (adds the real-model 2-node run)
+	RAY_FULL=1 $(BIN)/python -m pytest -q tests/ray

@@ -139,7 +139,20 @@ def run_cluster(tmp_path: Path, embedder: str, n: int) -> dict:
 
 @pytest.mark.parametrize(
     ("embedder", "n"),
-    [("hash-384", 300), pytest.param("all-MiniLM-L6-v2", 40, marks=pytest.mark.model)],
+    [
+        ("hash-384", 300),
+        # 2 minutes on 2 cores: kept out of make test's budget, run by make distributed
+        pytest.param(
+            "all-MiniLM-L6-v2",
+            40,
+            marks=[
+                pytest.mark.model,
+                pytest.mark.skipif(
+                    os.environ.get("RAY_FULL") != "1", reason="full tier: make distributed"
+                ),
+            ],
+        ),
+    ],
 )
 def test_two_nodes_embed_and_serve_each_shard_where_it_is_pinned(
     tmp_path: Path, embedder: str, n: int
