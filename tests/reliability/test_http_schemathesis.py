@@ -133,10 +133,10 @@ def http_lifespan() -> Iterator[None]:
     yield
     asgi.shutdown_lifespans()
     if CALLS:
-        fewest = min(CALLS.items(), key=lambda kv: kv[1])
+        counts = sorted(CALLS.items(), key=lambda kv: kv[1])
         print(
-            f"\nR8 schemathesis: {sum(CALLS.values())} cases over {len(CALLS)} operations "
-            f"(fewest: {fewest[1]} for {fewest[0]}; schemathesis' own probes not counted)"
+            f"\nR8 schemathesis: {sum(CALLS.values())} cases over {len(CALLS)} operations, "
+            f"fewest {counts[:3]}, most {counts[-1]} (probes of the checks not counted)"
         )
 
 
@@ -151,7 +151,7 @@ def wait_ready(app: FastAPI) -> None:
 
 
 def run(case: Any) -> None:
-    CALLS[f"{case.method} {case.path}"] += 1
+    CALLS[case.operation.label] += 1
     wait_ready(APP)
     point_at_seeded_data(case)
     case.call_and_validate(headers=AUTH, checks=CHECKS)
