@@ -57,7 +57,9 @@ def chromium_path() -> str:
     pytest.skip(f"chromium is not installed and this user cannot install it: {hint}")
 
 
-@pytest.fixture(scope="session")
+# module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread
+# while it is open, and later tests that call asyncio.run() would fail
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The real model; a small `words` collection (a few hundred words, with king, queen, man
     and woman) and a `notes` collection, both built through the API."""
@@ -76,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = chromium_path()
     with sync_playwright() as p:
