@@ -29,7 +29,7 @@ run: $(STAMP)  ## build the default collection if missing, then serve on 127.0.0
 	$(BIN)/vector-primer serve
 
 test: $(STAMP)  ## run the whole suite (unit, property, doctests, real model, real server)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 lint: $(STAMP)  ## ruff + mypy
 	$(BIN)/ruff check .
