@@ -83,7 +83,8 @@ def softmax_temperature_png(
     sweep = temperature_sweep(z, sweep_T)
     for i, name in enumerate(names[:12]):
         curves.plot(sweep_T, sweep[:, i], label=name)
-    curves.plot(sweep_T, entropy(sweep) / np.log(len(z)), "k--", label="entropy / log n")
+    if len(z) > 1:  # one option has zero entropy at every T: there is nothing to normalise
+        curves.plot(sweep_T, entropy(sweep) / np.log(len(z)), "k--", label="entropy / log n")
     curves.set(xscale="log", xlabel="temperature T", ylabel="probability", ylim=(0, 1))
     curves.legend(fontsize="small")
     fig.suptitle("softmax: low T sharpens toward the argmax, high T flattens toward uniform")

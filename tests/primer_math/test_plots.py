@@ -34,6 +34,11 @@ def test_softmax_temperature_plot_is_a_png() -> None:
     assert_picture(plots.softmax_temperature_png([2.0, 1.0, 0.1]), 900, 350)
 
 
+def test_softmax_plot_of_a_single_logit_warns_of_nothing(recwarn: pytest.WarningsRecorder) -> None:
+    assert_picture(plots.softmax_temperature_png([3.0]), 900, 350)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_attention_heatmap_is_a_png(rng: np.random.Generator) -> None:
     tokens = ["the", "cat", "sat", "on", "the", "mat"]
     _, A = self_attention(rng.normal(size=(6, 8)))
