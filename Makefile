@@ -80,6 +80,7 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: $(STAMP)  ## benchmarks against Chroma, txtai and FAISS (not in CI)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.embed
 
 # ---- reliability: the full tier of tests/reliability (issue 6, README "Reliability") ----------
 # `make test` runs the fast tier. This runs the full counts of the R1-R18 table (the tests marked

@@ -52,8 +52,8 @@ def top10(corpus: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 
 def measure(n_texts: int = 1000, n_queries: int = 100, rounds: int = 3) -> dict[str, Any]:
-    ds = data.load(limit=n_texts, n_queries=n_queries)
-    texts, queries = ds.texts[:n_texts], ds.query_texts
+    ds = data.load(limit=n_texts)  # the cached split: its first texts and queries
+    texts, queries = ds.texts[:n_texts], ds.query_texts[:n_queries]
     fns = backends()
     for fn in fns.values():  # warm-up
         fn(texts[:64])
