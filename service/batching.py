@@ -1,4 +1,6 @@
-"""Dynamic micro-batching: texts that arrive while the model is busy are embedded together.
+"""Worker threads that take engine work in turn: the embedding micro-batcher and search lanes.
+
+Dynamic micro-batching: texts that arrive while the model is busy are embedded together.
 
 One forward pass over 8 short texts costs far less than 8 passes of one (the per-call work of
 the tokenizer and torch is paid once, and the matrix products are wider), so under concurrent
@@ -7,14 +9,25 @@ once: there is no timer, so batching never adds latency when there is nothing to
 
     batcher = batcher_for(embedder)
     vector = batcher.embed("a cat on a mat")   # blocks the calling (worker) thread
+
+Search lanes: one thread per collection runs its searches one after another, awaited from the
+event loop. On two cores, handing each search to whichever of the thread pool's threads is free
+made them fight the event loop for the GIL at every release (SQLite, FAISS, stat): at 8
+connections a lane gave 1.5x the QPS, p99 15 ms instead of 32-255 ms and 1.5 instead of 2.5 ms
+of CPU per query. A lane blocks only its own collection (where a writer blocks readers anyway).
+
+    hits = await lane_for("articles").run(search, query)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +59,10 @@ class Batcher:
 
     def embed(self, text: str) -> NDArray[np.float32]:
         """The text's vector, computed in a batch with whatever else is waiting."""
+        return self.submit(text).result()
+
+    def submit(self, text: str) -> Future[NDArray[np.float32]]:
+        """The text's vector, to come (`asyncio.wrap_future` awaits it without a thread)."""
         future: Future[NDArray[np.float32]] = Future()
         with self._lock:
             self._queue.put((text, future))
@@ -55,7 +72,7 @@ class Batcher:
                     target=self._run, name="vp-embed-batcher", daemon=True
                 )
                 self.thread.start()
-        return future.result()
+        return future
 
     def _next(self) -> tuple[str, Future[NDArray[np.float32]]] | None:
         """The next waiting text, or None once idle for IDLE_S (the thread then ends)."""
@@ -95,3 +112,73 @@ def batcher_for(embedder: Any) -> Batcher:
         if b is None or b.embedder is not embedder:
             b = _batchers[id(embedder)] = Batcher(embedder)
         return b
+
+
+T = TypeVar("T")
+_Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+_lanes: dict[str, Lane] = {}
+
+
+class Lane:
+    """One thread that runs the calls given to it in turn; `run` is awaited on the event loop.
+    The thread ends when idle for IDLE_S and starts again on the next call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._queue: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running = False
+        self.thread: threading.Thread | None = None
+
+    def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._queue.put((loop, future, fn, args))
+            if not self._running:
+                self._running = True
+                self.thread = threading.Thread(
+                    target=self._run, name=f"vp-lane-{self.name}", daemon=True
+                )
+                self.thread.start()
+        return future
+
+    def _next(self) -> _Call | None:
+        while True:
+            try:
+                return self._queue.get(timeout=IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._running = False
+                        return None
+
+    def _run(self) -> None:
+        while (call := self._next()) is not None:
+            loop, future, fn, args = call
+            if future.cancelled():  # the client went away while it waited
+                continue
+            try:
+                result, error = fn(*args), None
+            except BaseException as e:  # handed to the awaiting request, as if raised there
+                result, error = None, e
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def lane_for(name: str) -> Lane:
+    """The lane of collection `name` (made on first use)."""
+    with _lock:
+        lane = _lanes.get(name)
+        if lane is None:
+            lane = _lanes[name] = Lane(name)
+        return lane

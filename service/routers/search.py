@@ -3,21 +3,22 @@
 The hot path makes one hop to a worker thread, not four: FastAPI runs sync dependencies, a sync
 endpoint and the re-validation of its response model each in the thread pool, and on two busy
 cores every hop waits for the scheduler. So the dependencies here are async (they only read
-app.state), the engine call runs in one worker thread (a text query's embedding shares a
-forward pass with concurrent ones, service/batching.py), and the hits are written straight to
-JSON bytes; the models still document the routes.
+app.state), the engine call runs in the collection's search lane (one thread, service/
+batching.py), a text query's embedding shares a forward pass with concurrent ones while no
+thread waits for it, and the hits are written straight to JSON bytes; the models still
+document the routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from indexer import Engine, Hit, Query, Settings
 from indexer.index import set_threads
-from service.batching import batcher_for
+from service.batching import batcher_for, lane_for
 from service.deps import get_engine, get_settings
 from service.models import (
     BatchSearchRequest,
@@ -55,9 +56,11 @@ def _in_worker(engine: Engine) -> None:
 def _search(engine: Engine, name: str, query: Query) -> tuple[str, list[Hit]]:
     _in_worker(engine)
     col = engine.collection(name)
-    if query.text is not None and col.embedder is not None:
-        query.vector, query.text = batcher_for(col.embedder).embed(query.text), None
     return col.metric, col.search(query)
+
+
+def _embedder_of(engine: Engine, name: str) -> Any:
+    return engine.collection(name).embedder
 
 
 @router.post("/collections/{name}/search", response_model=SearchResponse)
@@ -67,7 +70,13 @@ async def search(
     """Nearest documents to a text or a vector, best first, scored by the collection's metric
     (cosine and dot: higher is better; l2: a distance, lower is better)."""
     req.check_limits(settings)
-    metric, hits = await run_in_threadpool(_search, engine, name, req.to_query())
+    query, lane = req.to_query(), lane_for(name)
+    if query.text is not None:
+        embedder = await lane.run(_embedder_of, engine, name)
+        if embedder is not None:  # else the engine says the collection takes vectors only
+            vector = await asyncio.wrap_future(batcher_for(embedder).submit(query.text))
+            query.vector, query.text = vector, None
+    metric, hits = await lane.run(_search, engine, name, query)
     return JSONBytes.of(
         {"metric": metric, "higher_is_better": metric != "l2", "hits": hits_json(hits)}
     )
@@ -86,7 +95,7 @@ async def search_batch(
     """Several searches in one call; texts are embedded together. Results in request order."""
     req.check_limits(settings)
     queries = [s.to_query() for s in req.searches]
-    metric, results = await run_in_threadpool(_search_batch, engine, name, queries)
+    metric, results = await lane_for(name).run(_search_batch, engine, name, queries)
     return JSONBytes.of(
         {
             "metric": metric,

@@ -60,3 +60,27 @@ def test_the_thread_ends_when_idle_and_restarts(monkeypatch: pytest.MonkeyPatch)
     assert not first.is_alive()
     assert b.embed("two").shape == (64,)
     assert b.thread is not first
+
+
+def test_a_lane_runs_calls_in_turn_on_one_thread_and_hands_back_errors() -> None:
+    import asyncio
+    import threading
+
+    lane = batching.lane_for("test-lane")
+    assert batching.lane_for("test-lane") is lane
+    seen: list[tuple[int, str]] = []
+
+    def work(i: int) -> int:
+        seen.append((i, threading.current_thread().name))
+        if i == 3:
+            raise KeyError("three")
+        return i * i
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(lane.run(work, i) for i in range(6)), return_exceptions=True)
+
+    out = asyncio.run(main())
+    assert out[:3] == [0, 1, 4] and out[4:] == [16, 25]
+    assert isinstance(out[3], KeyError)
+    assert [i for i, _ in seen] == list(range(6))  # in turn, in order
+    assert {name for _, name in seen} == {"vp-lane-test-lane"}
