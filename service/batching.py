@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -175,10 +177,17 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+# Lanes per collection: one on 2 cores (measured above), and on bigger machines one per two
+# cores, so searches of one collection still run in parallel where there are cores for them.
+LANES = max(1, (os.cpu_count() or 2) // 2)
+_turn = itertools.count()
+
+
 def lane_for(name: str) -> Lane:
-    """The lane of collection `name` (made on first use)."""
+    """A lane of collection `name` (made on first use), taken in turn among its LANES."""
+    key = name if LANES == 1 else f"{name}#{next(_turn) % LANES}"
     with _lock:
-        lane = _lanes.get(name)
+        lane = _lanes.get(key)
         if lane is None:
-            lane = _lanes[name] = Lane(name)
+            lane = _lanes[key] = Lane(key)
         return lane

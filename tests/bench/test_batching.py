@@ -84,3 +84,9 @@ def test_a_lane_runs_calls_in_turn_on_one_thread_and_hands_back_errors() -> None
     assert isinstance(out[3], KeyError)
     assert [i for i, _ in seen] == list(range(6))  # in turn, in order
     assert {name for _, name in seen} == {"vp-lane-test-lane"}
+
+
+def test_a_collection_gets_several_lanes_where_there_are_cores(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(batching, "LANES", 3)
+    lanes = {id(batching.lane_for("many-lanes")) for _ in range(6)}
+    assert len(lanes) == 3  # searches of one collection can run in parallel on a bigger machine
