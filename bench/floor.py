@@ -51,6 +51,15 @@ def hnsw_index(corpus_path: Path, m: int = 32) -> Any:
     return index
 
 
+def flat_ms(ds: Dataset, n: int = 200) -> float:
+    """Median ms of one exact flat-scan query, one thread (memory-bandwidth bound)."""
+    faiss.omp_set_num_threads(1)
+    flat = faiss.IndexFlatIP(ds.dim)
+    flat.add(ds.vectors)
+    _, t = per_query(flat, ds.queries[:n], budget_s=5.0)
+    return t * 1000
+
+
 def measure(ds: Dataset, corpus_path: Path, ef_grid: list[int]) -> dict[str, Any]:
     faiss.omp_set_num_threads(1)
     flat = faiss.IndexFlatIP(ds.dim)

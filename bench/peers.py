@@ -1,28 +1,24 @@
 """Peers in their own virtual environments, so their pins never touch ours.
 
-    python -m bench.peers install [chroma] [txtai] [fast]
+    python -m bench.peers install [chroma] [txtai]
 
 - chroma: `chromadb` (its Rust server, `chroma run`).
 - txtai: `txtai[api]` with torch==2.13.0 (CPU) installed first, so pip never pulls a CUDA build.
-- fast: an overlay of our own project with uvicorn's C parser/loop and orjson (what adding
-  `uvicorn[standard]` and `orjson` to our dependencies would buy), via a .pth onto our venv.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import sysconfig
 import venv
 from pathlib import Path
 
-from bench.data import CACHE, REPO
+from bench.data import CACHE
 
 VENVS = CACHE / "venvs"
 PACKAGES: dict[str, list[list[str]]] = {
     "chroma": [["chromadb"]],
     "txtai": [["torch==2.13.0"], ["txtai[api]"]],  # the CPU torch first, as our Makefile does
-    "fast": [["uvloop", "httptools", "orjson"]],
 }
 
 
@@ -43,10 +39,6 @@ def install(name: str) -> Path:
     pip = [str(python(name)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     for args in PACKAGES[name]:
         subprocess.run([*pip, *args], check=True)
-    if name == "fast":  # our venv's packages and our repo behind the overlay's own
-        ours = Path(sysconfig.get_paths()["purelib"])
-        site = Path(sysconfig.get_paths(vars={"base": str(root), "platbase": str(root)})["purelib"])
-        (site / "vector_primer_base.pth").write_text(f"{ours}\n{REPO}\n")
     (root / ".installed").touch()
     return python(name)
 
