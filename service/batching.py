@@ -123,7 +123,8 @@ _lanes: dict[str, Lane] = {}
 
 class Lane:
     """One thread that runs the calls given to it in turn; `run` is awaited on the event loop.
-    The thread ends when idle for IDLE_S and starts again on the next call."""
+    The thread lives as long as the process: the store keeps one SQLite connection per thread
+    (indexer/store.py), so a thread that came and went would leave a connection behind."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -145,19 +146,9 @@ class Lane:
                 self.thread.start()
         return future
 
-    def _next(self) -> _Call | None:
-        while True:
-            try:
-                return self._queue.get(timeout=IDLE_S)
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():
-                        self._running = False
-                        return None
-
     def _run(self) -> None:
-        while (call := self._next()) is not None:
-            loop, future, fn, args = call
+        while True:
+            loop, future, fn, args = self._queue.get()
             if future.cancelled():  # the client went away while it waited
                 continue
             try:
