@@ -92,8 +92,9 @@ class SentenceTransformerEmbedder:
         import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.logging.set_verbosity_error()  # stderr is for our messages, not load bars
-        transformers.logging.disable_progress_bar()
+        hf_logging: Any = transformers.logging  # untyped in transformers' stubs
+        hf_logging.set_verbosity_error()  # stderr is for our messages, not load bars
+        hf_logging.disable_progress_bar()
 
         torch.set_num_threads(threads)
         path = _model_path(name)

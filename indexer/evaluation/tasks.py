@@ -62,15 +62,7 @@ def evaluate_sts(
     full = load_sts(path)
     pairs = full.sample(limit, seed)
     cos = backend.pair_cosines(pairs.left, pairs.right)
-    scores = {
-        "spearman": metrics.spearman(cos, pairs.gold),
-        "pearson": metrics.pearson(cos, pairs.gold),
-    }
-    notes = [f"a sample of {len(pairs)} of {len(full)} pairs (seed {seed})"] * (
-        len(pairs) < len(full)
-    )
-    if len(pairs) == len(full):
-        notes += _published("sts", path, backend.embedder, scores)
+    scores, notes = _correlations("sts", path, backend.embedder, cos, pairs, len(full), seed)
     return EvalResult(
         task="sts",
         dataset=str(path),
@@ -83,6 +75,20 @@ def evaluate_sts(
         seconds=time.perf_counter() - t0,
         notes=notes,
     )
+
+
+def _correlations(
+    task: str, path: Path, embedder: str, cos: Any, pairs: Any, n_full: int, seed: int
+) -> tuple[dict[str, float], list[str]]:
+    """Spearman and Pearson of `cos` against the pairs' gold scores, with a note when the pairs
+    are a sample and the published figure when they are the whole file."""
+    scores = {
+        "spearman": metrics.spearman(cos, pairs.gold),
+        "pearson": metrics.pearson(cos, pairs.gold),
+    }
+    if len(pairs) < n_full:
+        return scores, [f"a sample of {len(pairs)} of {n_full} pairs (seed {seed})"]
+    return scores, _published(task, path, embedder, scores)
 
 
 # ---- word similarity --------------------------------------------------------------------------
@@ -100,15 +106,7 @@ def evaluate_wordsim(
     cos = np.einsum(
         "nd,nd->n", U[[row[w] for w in pairs.left]], U[[row[w] for w in pairs.right]]
     ).astype(np.float64)
-    scores = {
-        "spearman": metrics.spearman(cos, pairs.gold),
-        "pearson": metrics.pearson(cos, pairs.gold),
-    }
-    notes = [f"a sample of {len(pairs)} of {len(full)} pairs (seed {seed})"] * (
-        len(pairs) < len(full)
-    )
-    if len(pairs) == len(full):
-        notes += _published("wordsim", path, backend.embedder, scores)
+    scores, notes = _correlations("wordsim", path, backend.embedder, cos, pairs, len(full), seed)
     return EvalResult(
         task="wordsim",
         dataset=str(path),
