@@ -80,6 +80,12 @@ class HashEmbedder:
     def vocabulary(self) -> list[str]:
         return []
 
+    max_tokens = 256  # no model limit; a budget for splitting texts into passages
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of each `\\w+` word: the tokens `embed` hashes, up to case."""
+        return [m.span() for m in _WORD.finditer(text)]
+
 
 class SentenceTransformerEmbedder:
     """A sentence-transformers model on the CPU. Encoding is serialised by a lock: the fast
@@ -122,6 +128,20 @@ class SentenceTransformerEmbedder:
     def vocabulary(self) -> list[str]:
         vocab = self.model.tokenizer.get_vocab()
         return sorted(w for w in vocab if w.isascii() and w.isalpha() and w.islower())
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens of one text the model sees, without [CLS]/[SEP]; the rest is cut off."""
+        return int(self.model.max_seq_length) - 2
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of each word piece in `text`, special tokens excluded, all of it (no
+        truncation): the tokenizer's offset mapping."""
+        with self._lock:
+            enc = self.model.tokenizer(
+                text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
+        return [(int(a), int(b)) for a, b in enc["offset_mapping"]]
 
     def count_tokens(self, text: str) -> int:
         with self._lock:
