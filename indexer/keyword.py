@@ -100,6 +100,12 @@ class KeywordIndex:
         self._labels = labels
         self._stale = False
 
+    def refresh(self) -> None:
+        """Rebuild now if writes made the index stale, so that the next search need not."""
+        with self._lock:
+            if self._stale:
+                self._rebuild()
+
     def search(
         self, query: str, k: int, allowed: NDArray[np.int64] | None = None
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
@@ -108,7 +114,7 @@ class KeywordIndex:
         `allowed` restricts the ranking to those labels before the top k is taken. Ties go to the
         lower label, so results are deterministic.
         """
-        with self._lock:
+        with self._lock:  # concurrent searches wait for one rebuild instead of each doing it
             if self._stale:
                 self._rebuild()
             bm25, labels = self._bm25, self._labels

@@ -204,10 +204,13 @@ def test_garbage_or_truncated_bytes_raise_value_error() -> None:
             KeywordIndex.from_bytes(data)
 
 
-def test_concurrent_searches_after_writes_agree() -> None:
+@pytest.mark.parametrize("refresh", [False, True])
+def test_concurrent_searches_after_writes_agree(refresh: bool) -> None:
     index = build(dict(CORPUS))
-    want = [index.search(q, 5) for q in QUERIES]
+    index.search("cat", 5)  # built, so that the write below makes it stale
     index.apply([8], [300], ["runs and running"])
+    if refresh:
+        index.refresh()
     want = [
         oracle({x: t for x, t in CORPUS.items() if x != 8} | {300: "runs and running"}, q, 5)
         for q in QUERIES
