@@ -17,11 +17,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import passages as chunks
+from . import retrieve
 from .embed import Embedder
 from .errors import (
     CollectionNotFound,
@@ -33,6 +35,7 @@ from .errors import (
 )
 from .filters import compile_filter
 from .index import VectorIndex, higher_is_better
+from .keyword import KeywordIndex
 from .store import (
     Doc,
     NewDoc,
@@ -103,6 +106,13 @@ class Query:
     with_vectors: bool = False
     ef_search: int | None = None
     nprobe: int | None = None
+    mode: str = "vector"  # vector | keyword | hybrid
+    fusion: str = "rrf"  # rrf | convex (hybrid)
+    rrf_k: int = 60
+    alpha: float = 0.5  # convex: weight of the vector side
+    diversity: float | None = None  # MMR, in [0, 1]
+    candidates: int | None = None  # pool for MMR / grouping (> k)
+    group_by_document: bool = False
 
 
 @dataclass
@@ -136,6 +146,11 @@ class Collection:
         self.dim: int = int(m["dim"])
         self.embedder_name: str | None = m.get("embedder")
         self.params: dict[str, Any] = dict(m.get("params") or {})
+        self.chunking = (
+            chunks.Chunking(**m["chunking"]) if isinstance(m.get("chunking"), dict) else None
+        )
+        self.keyword: KeywordIndex | None = KeywordIndex() if m.get("keyword_index", True) else None
+        self.keyword_snapshot_seq = -1  # seq of the keyword index last published
         old: Store | None = getattr(self, "store", None)
         self.store = Store(self.path, self.dim, self.write_lock_timeout_s)
         self.store.verify_rows()
@@ -151,12 +166,37 @@ class Collection:
         self.id_by_label: dict[int, str] = {}
         self.label_by_id: dict[str, int] = {}
         self.meta_by_label: dict[int, dict[str, Any]] = {}
+        self.passages_of: dict[str, set[str]] = {}  # chunked: document id -> passage ids
         self.seq, self.generation = 0, -1
         self.snapshot_seq = -1
         self._unit_cache: tuple[int, NDArray[np.int64], NDArray[np.float32]] | None = None
-        self._apply(self.store.changes_since(0), rebuild=False)
+        first = self.store.changes_since(0)
+        self._keyword_labels: set[int] | None = None
+        self._adopt_keyword_snapshot(first.labels)
+        self._apply(first, rebuild=False)
         if self.kind != "flat":
             self._adopt_snapshot()
+
+    KEYWORD_SPEC: ClassVar[dict[str, str]] = {
+        "keyword": "bm25s lucene k1=1.5 b=0.75, en stopwords, snowball english"
+    }
+
+    def _adopt_keyword_snapshot(self, live: NDArray[np.int64]) -> None:
+        """Start the keyword index from its newest valid snapshot, minus labels that are gone;
+        `_apply` then adds the live ones it lacks. Labels are never reused and a label's text
+        never changes, so this reconciliation by label is exact."""
+        if self.keyword is None:
+            return
+        for seq, _, labels, payload in self.store.read_snapshots(self.KEYWORD_SPEC, "keyword"):
+            try:
+                kw = KeywordIndex.from_bytes(payload)
+            except ValueError:
+                continue
+            alive = set(live.tolist())
+            kw.apply([int(lab) for lab in labels if int(lab) not in alive], [], [])
+            self.keyword, self.keyword_snapshot_seq = kw, seq
+            self._keyword_labels = {int(lab) for lab in labels if int(lab) in alive}
+            return
 
     def _adopt_snapshot(self) -> None:
         """Newest valid snapshot, brought up to date; else build from the documents."""
@@ -191,8 +231,13 @@ class Collection:
         gone = [int(lab) for lab in ch.removed if int(lab) in self.id_by_label]
         self.index.remove(np.asarray(gone, dtype=np.int64))
         for lab in gone:
-            self.label_by_id.pop(self.id_by_label.pop(lab), None)
-            self.meta_by_label.pop(lab, None)
+            doc_id = self.id_by_label.pop(lab)
+            self.label_by_id.pop(doc_id, None)
+            meta = self.meta_by_label.pop(lab, None) or {}
+            if (doc := meta.get(chunks.DOC)) is not None and doc in self.passages_of:
+                self.passages_of[doc].discard(doc_id)
+                if not self.passages_of[doc]:
+                    del self.passages_of[doc]
         fresh = [i for i, lab in enumerate(ch.labels) if int(lab) not in self.id_by_label]
         if fresh:
             self.index.add(ch.labels[fresh], ch.vectors[fresh])
@@ -201,6 +246,13 @@ class Collection:
                 self.id_by_label[lab] = ch.ids[i]
                 self.label_by_id[ch.ids[i]] = lab
                 self.meta_by_label[lab] = ch.metadata[i]
+                if (doc := ch.metadata[i].get(chunks.DOC)) is not None:
+                    self.passages_of.setdefault(doc, set()).add(ch.ids[i])
+        if self.keyword is not None:
+            known = self._keyword_labels  # already in a just-adopted keyword snapshot
+            add = [i for i in fresh if known is None or int(ch.labels[i]) not in known]
+            self.keyword.apply(gone, [int(ch.labels[i]) for i in add], [ch.texts[i] for i in add])
+            self._keyword_labels = None
         self.seq, self.generation = ch.seq, ch.generation
         if rebuild and self.index.needs_rebuild():
             self.index.build_ann()
@@ -254,8 +306,10 @@ class Collection:
         return backup_collection(self, dest)
 
     def snapshot(self, force: bool = False) -> Path | None:
-        """Publish the ANN index (if any) so the next open need not rebuild it. Without
-        `force`, a collection unchanged since its last snapshot writes nothing."""
+        """Publish the ANN index (if any) so the next open need not rebuild it, and the
+        keyword index so it need not re-tokenise. Without `force`, a collection unchanged
+        since its last snapshot writes nothing."""
+        self._snapshot_keyword(force)
         state = self.index.serialize_ann()
         if state is None or (not force and self.seq == self.snapshot_seq):
             return None
@@ -265,6 +319,30 @@ class Collection:
         )
         self.snapshot_seq = self.seq
         return path
+
+    def _snapshot_keyword(self, force: bool) -> None:
+        kw = self.keyword
+        if kw is None or self.store.read_only is not None:
+            return
+        if not force and self.keyword_snapshot_seq == self.seq:
+            return
+        labels, payload = kw.snapshot()
+        self.store.write_snapshot(
+            self.seq, len(labels), labels, payload, self.KEYWORD_SPEC, "keyword"
+        )
+        self.keyword_snapshot_seq = self.seq
+
+    def keyword_search(
+        self, text: str, k: int, allowed: NDArray[np.int64] | None
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """BM25 top-k (labels, scores) among `allowed`. Caller holds the read lock."""
+        if self.keyword is None:
+            raise InvalidInput(
+                f"collection {self.name!r} has no keyword index (created with "
+                "keyword_index: false): use mode 'vector'",
+                field="mode",
+            )
+        return self.keyword.search(text, k, allowed)
 
     def rebuild(self) -> None:
         """Rebuild the ANN index from the exact vectors and publish a snapshot."""
@@ -344,6 +422,10 @@ class Collection:
             vectors.append(
                 None if d.vector is None else self._check_vector(d.vector, f"{where}.vector")
             )
+            if self.chunking is not None:
+                chunks.check_document(d.id, d.metadata, where)
+        if self.chunking is not None:
+            return self._upsert_chunked(docs, vectors, skip_unchanged)
         hashes = [
             content_hash(d.text, d.metadata or {}, v) for d, v in zip(docs, vectors, strict=True)
         ]
@@ -368,6 +450,75 @@ class Collection:
                 self.sync()
         return {"upserted": len(new), "skipped": len(docs) - len(new)}
 
+    def _upsert_chunked(
+        self,
+        docs: list[DocumentIn],
+        vectors: list[NDArray[np.float32] | None],
+        skip_unchanged: bool,
+    ) -> dict[str, int]:
+        """Upsert into a chunked collection: a text longer than the passage budget becomes
+        passages that replace all of the document's old rows in the same transaction."""
+        assert self.chunking is not None
+        self.sync()
+        rows: list[tuple[str, str | None, dict[str, Any], NDArray[np.float32] | None]] = []
+        remove: list[str] = []
+        written = passages = 0
+        for i, (d, v) in enumerate(zip(docs, vectors, strict=True)):
+            meta = d.metadata or {}
+            doc_hash = content_hash(d.text, meta, v)
+            with self.lock.read():
+                old = set(self.passages_of.get(d.id, ()))
+                old_hash = next(
+                    (
+                        self.meta_by_label[self.label_by_id[p]].get(chunks.HASH)
+                        for p in old
+                        if p in self.label_by_id
+                    ),
+                    None,
+                )
+            if skip_unchanged and old_hash == doc_hash:
+                continue
+            parts = []
+            if v is None and d.text is not None and self.embedder is not None:
+                parts = chunks.split(d.text, self.embedder.token_spans, self.chunking)
+            if len(parts) > 1:
+                new_ids = [f"{d.id}#{j}" for j in range(len(parts))]
+                for j, part in enumerate(parts):
+                    pm = chunks.passage_metadata(d.id, meta, j, part, doc_hash)
+                    rows.append((new_ids[j], part.text, pm, None))
+                remove += [*sorted(old - set(new_ids)), d.id]
+                passages += len(parts)
+            else:
+                rows.append((d.id, d.text, meta, v))
+                remove += sorted(old)
+                passages += 1
+            written += 1
+            del i
+        if skip_unchanged:
+            stored = self.store.content_hashes([r[0] for r in rows if chunks.DOC not in r[2]])
+            rows = [
+                r
+                for r in rows
+                if chunks.DOC in r[2] or stored.get(r[0]) != content_hash(r[1], r[2], r[3])
+            ]
+        todo = [j for j, r in enumerate(rows) if r[3] is None]
+        emb = self._embed(
+            [rows[j][1] or "" for j in todo], [f"documents[{j}].vector" for j in todo]
+        )
+        vecs = [r[3] for r in rows]
+        for n, j in enumerate(todo):
+            vecs[j] = emb[n]
+        new = [
+            NewDoc(r[0], r[1], r[2], v, content_hash(r[1], r[2], r[3]))
+            for r, v in zip(rows, vecs, strict=True)
+            if v is not None
+        ]
+        if new or remove:
+            with self._write_mutex:
+                self.store.upsert(new, remove=remove)
+                self.sync()
+        return {"upserted": written, "skipped": len(docs) - written, "passages": passages}
+
     def delete(
         self, ids: list[str] | None = None, where: dict[str, Any] | None = None
     ) -> list[str]:
@@ -383,6 +534,11 @@ class Collection:
                 targets |= {
                     self.id_by_label[lab] for lab, m in self.meta_by_label.items() if pred(m)
                 }
+        if self.passages_of:  # a chunked document goes with all of its passages
+            with self.lock.read():
+                labels = [self.label_by_id[t] for t in targets if t in self.label_by_id]
+                docs = {self._document_of(lab) for lab in labels}
+                targets |= docs | {p for d in docs | targets for p in self.passages_of.get(d, ())}
         if not targets:
             return []
         with self._write_mutex:
@@ -397,11 +553,32 @@ class Collection:
 
     def get(self, doc_id: str) -> Doc:
         docs = self.store.get([doc_id])
+        if not docs and doc_id in self.passages_of:
+            docs = [self._chunked_document(doc_id)]
         if not docs:
             raise DocumentNotFound(
                 f"no document {doc_id!r} in collection {self.name!r}", field="id"
             )
         return docs[0]
+
+    def _chunked_document(self, doc_id: str) -> Doc:
+        """A chunked document as one: its text rebuilt from its passages, its vector the
+        normalised mean of theirs (what a search for the whole document would use)."""
+        parts = self.store.get(sorted(self.passages_of.get(doc_id, ())))
+        if not parts:
+            raise DocumentNotFound(
+                f"no document {doc_id!r} in collection {self.name!r}", field="id"
+            )
+        text = chunks.document_text([(p.text or "", p.metadata) for p in parts])
+        mean = np.mean([p.vector for p in parts], axis=0).astype(np.float32)
+        return Doc(
+            doc_id,
+            parts[0].label,
+            text,
+            chunks.user_metadata(parts[0].metadata),
+            mean,
+            str(parts[0].metadata.get(chunks.HASH, "")),
+        )
 
     def page(self, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
         docs = self.store.page(limit + 1, cursor)
@@ -425,6 +602,8 @@ class Collection:
             if self.metric == "l2"
             else "similarity (higher is better)",
             "ann": self.index.ann_state(),
+            "keyword_index": None if self.keyword is None else {"documents": len(self.keyword)},
+            "chunking": None if self.chunking is None else self.chunking.to_json(),
         }
 
     def query_vectors(self, queries: list[Query]) -> NDArray[np.float32]:
@@ -433,12 +612,14 @@ class Collection:
         texts, where = [], []
         for i, q in enumerate(queries):
             pfx = f"searches[{i}]" if len(queries) > 1 else ""
-            if (q.text is None) == (q.vector is None):
+            if q.mode == "vector" and (q.text is None) == (q.vector is None):
                 raise InvalidInput(
                     "give exactly one of query (text) or vector", field=f"{pfx}.query".lstrip(".")
                 )
-            if q.vector is not None:
+            if q.vector is not None:  # hybrid: the text is for BM25, the vector for the rest
                 out[i] = self._check_vector(q.vector, f"{pfx}.vector".lstrip("."))
+            elif q.mode == "keyword":
+                continue  # BM25 alone needs no query vector
             elif not isinstance(q.text, str) or not q.text.strip():
                 raise InvalidInput(
                     "query must be a non-empty string", field=f"{pfx}.query".lstrip(".")
@@ -456,12 +637,14 @@ class Collection:
 
     def search_batch(self, queries: list[Query]) -> list[list[Hit]]:
         for i, q in enumerate(queries):
+            where = f"searches[{i}]" if len(queries) > 1 else ""
             if not isinstance(q.k, int) or not 1 <= q.k <= 10_000:
                 raise InvalidInput("k must be an integer in [1, 10000]", field=f"searches[{i}].k")
+            retrieve.check_query(q, where)
         filters = [compile_filter(q.filter) if q.filter is not None else None for q in queries]
         vectors = self.query_vectors(queries)
         self.sync()
-        results: list[list[tuple[int, float]]] = []
+        results: list[list[retrieve.Ranked]] = []
         with self.lock.read():
             for q, pred, vec in zip(queries, filters, vectors, strict=True):
                 allowed = None
@@ -469,34 +652,52 @@ class Collection:
                     allowed = np.fromiter(
                         (lab for lab, m in self.meta_by_label.items() if pred(m)), dtype=np.int64
                     )
-                (res,) = self.index.search(
-                    vec[None, :],
-                    q.k,
-                    allowed=allowed,
-                    exact=q.exact,
-                    ef_search=q.ef_search,
-                    nprobe=q.nprobe,
-                )
-                pairs = [
-                    (int(lab), float(s)) for lab, s in zip(res.labels, res.scores, strict=True)
-                ]
-                if q.score_threshold is not None:
-                    t = q.score_threshold
-                    better = higher_is_better(self.metric)
-                    pairs = [(lab, s) for lab, s in pairs if (s >= t if better else s <= t)]
-                results.append(pairs)
-        return [
-            self._hits(pairs, q.with_vectors) for pairs, q in zip(results, queries, strict=True)
-        ]
+                results.append(self._rank(q, vec, allowed))
+        return [self._hits(r, q.with_vectors) for r, q in zip(results, queries, strict=True)]
 
-    def _hits(self, pairs: list[tuple[int, float]], with_vectors: bool) -> list[Hit]:
-        docs = self.store.get_by_labels([lab for lab, _ in pairs])
+    def _rank(
+        self, q: Query, vec: NDArray[np.float32], allowed: NDArray[np.int64] | None
+    ) -> list[retrieve.Ranked]:
+        n = len(self.id_by_label) if allowed is None else len(allowed)
+        depth = retrieve.pool_size(q, n)
+        while True:
+            ranked = retrieve.rank(self, q, vec, allowed, depth)
+            if q.group_by_document:
+                grouped = retrieve.group(ranked, self._document_of)
+                # too few distinct documents among the passages: look deeper
+                if len(grouped) < q.k and len(ranked) == depth and depth < min(n, 10_000):
+                    depth = min(depth * 4, n, 10_000)
+                    continue
+                ranked = grouped
+            break
+        if q.score_threshold is not None:
+            t, better = q.score_threshold, q.mode != "vector" or higher_is_better(self.metric)
+            ranked = [r for r in ranked if (r.score >= t if better else r.score <= t)]
+        return retrieve.diversify(self, q, vec, ranked, q.k)
+
+    def _document_of(self, label: int) -> str:
+        meta = self.meta_by_label.get(label) or {}
+        doc = meta.get(chunks.DOC)
+        return str(doc) if doc is not None else self.id_by_label.get(label, str(label))
+
+    def _hits(self, ranked: list[retrieve.Ranked], with_vectors: bool) -> list[Hit]:
+        docs = self.store.get_by_labels([r.label for r in ranked])
         # a hit whose document was replaced between search and fetch is dropped, not misreported
-        return [
-            Hit(d.id, s, d.text, d.metadata, d.vector.tolist() if with_vectors else None)
-            for lab, s in pairs
-            if (d := docs.get(lab)) is not None
-        ]
+        out = []
+        for r in ranked:
+            if (d := docs.get(r.label)) is None:
+                continue
+            hit = Hit(
+                d.id, r.score, d.text, d.metadata, d.vector.tolist() if with_vectors else None
+            )
+            hit.extra = r.extra
+            if (info := chunks.passage_info(d.id, d.metadata)) is not None:
+                hit.metadata = chunks.user_metadata(d.metadata)
+                hit.extra["passage"] = info
+                if "passages_matched" in r.extra:  # grouped: the hit is the document
+                    hit.id = str(info["document"])
+            out.append(hit)
+        return out
 
     # ---- analogy ----------------------------------------------------------------------------
     def unit_vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:

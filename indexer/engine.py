@@ -30,6 +30,7 @@ from .errors import (
 )
 from .files import fsync_dir, os_error
 from .index import set_threads, validate_spec
+from .passages import Chunking
 from .settings import Settings
 from .store import NAME_RE, Store, read_manifest, write_manifest
 
@@ -90,9 +91,13 @@ class Engine:
         embedder: str | None = None,
         dim: int | None = None,
         exist_ok: bool = False,
+        keyword_index: bool = True,
+        chunking: dict[str, Any] | bool | None = None,
     ) -> Collection:
         """Create a collection. Without `dim` it embeds texts with `embedder` (default: the
-        configured one); with `dim` and no embedder it stores vectors only."""
+        configured one); with `dim` and no embedder it stores vectors only. Texts get a BM25
+        keyword index unless `keyword_index` is false; `chunking` (true, or {"max_tokens",
+        "overlap"}) stores texts longer than the model takes as passages."""
         path = self._path(name)
         params = dict(params or {})
         validate_spec(index, metric, params)
@@ -109,6 +114,17 @@ class Engine:
                     f"dim {dim} does not match embedder {emb.name} ({emb.dim})", field="dim"
                 )
             dim = emb.dim
+        if not isinstance(keyword_index, bool):
+            raise InvalidInput("keyword_index must be true or false", field="keyword_index")
+        chunks: dict[str, int] | None = None
+        if chunking not in (None, False):
+            if emb_name is None:
+                raise InvalidInput(
+                    "chunking needs an embedder (a collection of vectors has no texts to split)",
+                    field="chunking",
+                )
+            model_max = int(getattr(self.embedder(emb_name), "max_tokens", 256))
+            chunks = Chunking.parse(chunking, model_max).to_json()
         manifest = {
             "name": name,
             "metric": metric,
@@ -117,7 +133,10 @@ class Engine:
             "embedder": emb_name,
             "dim": dim,
             "id": uuid.uuid4().hex,
+            "keyword_index": keyword_index,
         }
+        if chunks is not None:
+            manifest["chunking"] = chunks
         if path.exists():
             if exist_ok:
                 col = self.collection(name)
@@ -152,6 +171,13 @@ class Engine:
                 raise err(
                     f"collection {col.name!r} exists with {key}={col.manifest.get(key)!r}, "
                     f"not {want[key]!r}",
+                    field=key,
+                )
+        for key, default in (("keyword_index", True), ("chunking", None)):
+            if want.get(key, default) != col.manifest.get(key, default):
+                raise SpecMismatch(
+                    f"collection {col.name!r} exists with {key}="
+                    f"{col.manifest.get(key, default)!r}, not {want.get(key, default)!r}",
                     field=key,
                 )
 

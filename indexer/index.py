@@ -155,6 +155,14 @@ class VectorIndex:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(self.exact.index.reconstruct_n(0, n), dtype=np.float32)
 
+    def vectors_of(self, labels: Labels) -> Vectors:
+        """The stored vectors (unit length for cosine) of these live labels, in that order."""
+        if len(labels) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        ids = np.ascontiguousarray(labels, dtype=np.int64)
+        x = self.exact.reconstruct_batch(ids)
+        return np.asarray(x, dtype=np.float32).reshape(-1, self.dim)
+
     def add(self, labels: Labels, vectors: Vectors) -> None:
         if len(labels) == 0:
             return

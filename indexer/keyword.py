@@ -137,6 +137,10 @@ class KeywordIndex:
 
     def to_bytes(self) -> bytes:
         """The tokenised corpus: labels, token ids per doc and the vocabulary, as a numpy .npz."""
+        return self.snapshot()[1]
+
+    def snapshot(self) -> tuple[NDArray[np.int64], bytes]:
+        """(labels, to_bytes()) of one and the same state, whatever writes come meanwhile."""
         with self._lock:
             if self._stale:
                 self._rebuild()  # compacts the vocabulary to the tokens live docs use
@@ -153,7 +157,7 @@ class KeywordIndex:
             vocab_utf8=np.frombuffer(b"".join(words), np.uint8),
             vocab_offsets=np.cumsum([0] + [len(w) for w in words], dtype=np.int64),
         )
-        return buf.getvalue()
+        return labels, buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "KeywordIndex":

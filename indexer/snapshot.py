@@ -2,6 +2,9 @@
 
     snapshots/ann-<seq>.bin = MAGIC | header length (u32) | header JSON | labels (int64) | faiss
 
+The keyword (BM25) index is published the same way as snapshots/keyword-<seq>.bin, its body the
+tokenised texts of the labels it holds (indexer/keyword.py), so reopening need not re-tokenise.
+
 The header holds the seq the snapshot covers, the collection spec it was built for, a sha256 of
 the body and (since it was added; optional for older files) a sha256 of the header itself. A
 file is published with `write_atomic` and verified before FAISS ever sees its bytes: a damaged,
@@ -38,6 +41,7 @@ def write(
     labels: NDArray[np.int64],
     payload: bytes,
     spec: dict[str, Any],
+    kind: str = "ann",
 ) -> Path:
     """Publish a snapshot of the collection at `path`; older ones beyond KEEP are removed."""
     body = np.ascontiguousarray(labels, dtype=np.int64).tobytes() + payload
@@ -52,42 +56,44 @@ def write(
     header["header_sha256"] = _header_sum(header)
     head = json.dumps(header).encode()
     snaps = path / "snapshots"
-    target = snaps / snapshot_name(seq)
+    target = snaps / snapshot_name(seq, kind)
     try:
         snaps.mkdir(exist_ok=True)
         write_atomic(target, MAGIC + struct.pack("<I", len(head)) + head + body)
     except OSError as e:
         raise os_error(e, "publishing a snapshot") from e
-    for old in sorted(snaps.glob("ann-*.bin"))[:-KEEP]:
+    for old in sorted(snaps.glob(f"{kind}-*.bin"))[:-KEEP]:
         with contextlib.suppress(OSError):
             old.unlink()
     return target
 
 
 def read_valid(
-    path: Path, spec: dict[str, Any]
+    path: Path, spec: dict[str, Any], kind: str = "ann"
 ) -> Iterator[tuple[int, int, NDArray[np.int64], bytes]]:
     """Valid snapshots for `spec`, newest first: (seq, built_n, labels, faiss bytes).
     Damaged or foreign files are skipped, so a torn write can only cost a rebuild."""
-    for file in list_snapshots(path):
-        parsed = read_snapshot(file)
+    for file in list_snapshots(path, kind):
+        parsed = read_snapshot(file, kind)
         if parsed is None or parsed[0].get("spec") != spec:
             continue
         header, labels, payload = parsed
         yield int(header["seq"]), int(header["built_n"]), labels, payload
 
 
-def snapshot_name(seq: int) -> str:
-    return f"ann-{seq:012d}.bin"
+def snapshot_name(seq: int, kind: str = "ann") -> str:
+    return f"{kind}-{seq:012d}.bin"
 
 
-def list_snapshots(path: Path) -> list[Path]:
+def list_snapshots(path: Path, kind: str = "ann") -> list[Path]:
     """Snapshot files of the collection at `path`, newest first (valid or not)."""
     snaps = path / "snapshots"
-    return sorted(snaps.glob("ann-*.bin"), reverse=True) if snaps.is_dir() else []
+    return sorted(snaps.glob(f"{kind}-*.bin"), reverse=True) if snaps.is_dir() else []
 
 
-def read_snapshot(file: Path) -> tuple[dict[str, Any], NDArray[np.int64], bytes] | None:
+def read_snapshot(
+    file: Path, kind: str = "ann"
+) -> tuple[dict[str, Any], NDArray[np.int64], bytes] | None:
     """(header, labels, faiss bytes) of a snapshot file that passes every check, else None."""
     try:
         parsed = _parse_snapshot(file.read_bytes())
@@ -95,7 +101,7 @@ def read_snapshot(file: Path) -> tuple[dict[str, Any], NDArray[np.int64], bytes]
         log.warning("snapshot %s unreadable, skipped: %s", file.name, e)
         return None
     seq = parsed[0].get("seq") if parsed is not None else None
-    if parsed is None or not isinstance(seq, int) or file.name != snapshot_name(seq):
+    if parsed is None or not isinstance(seq, int) or file.name != snapshot_name(seq, kind):
         log.warning("snapshot %s is damaged, skipped", file.name)
         return None
     return parsed

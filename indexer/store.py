@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,7 @@ class Changes:
     metadata: list[dict[str, Any]]
     vectors: NDArray[np.float32]
     removed: NDArray[np.int64]
+    texts: list[str | None] = field(default_factory=list)
 
 
 def sqlite_error(e: sqlite3.Error, name: str, action: str) -> VPError:
@@ -429,14 +430,19 @@ class Store:
         return int(conn.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()[0])
 
     # ---- writes ---------------------------------------------------------------------------
-    def upsert(self, docs: list[NewDoc]) -> int:
+    def upsert(self, docs: list[NewDoc], remove: list[str] | None = None) -> int:
+        """Write `docs` (replacing same ids) and delete the ids in `remove`, in one transaction
+        (a chunked document's new passages replace all of its old ones, all or nothing)."""
         with self._write() as (conn, seq):
             label = self._state(conn, "next_label")
             ids = [d.id for d in docs]
             old = self._labels_of(conn, ids)
+            gone = self._labels_of(conn, [i for i in remove or [] if i not in old])
             conn.executemany(
-                "INSERT OR REPLACE INTO removed VALUES (?, ?)", [(lab, seq) for lab in old.values()]
+                "INSERT OR REPLACE INTO removed VALUES (?, ?)",
+                [(lab, seq) for lab in [*old.values(), *gone.values()]],
             )
+            conn.executemany("DELETE FROM documents WHERE id=?", [(i,) for i in gone])
             rows = []
             for d in docs:
                 rows.append(
@@ -498,7 +504,7 @@ class Store:
             try:
                 now, gen = self.state()
                 rows = conn.execute(
-                    "SELECT label, id, metadata, vector FROM documents WHERE seq > ? "
+                    "SELECT label, id, metadata, vector, text FROM documents WHERE seq > ? "
                     "ORDER BY label",
                     (seq,),
                 ).fetchall()
@@ -518,6 +524,7 @@ class Store:
             metadata=[_json(r[2]) for r in rows],
             vectors=vectors,
             removed=np.asarray(removed, dtype=np.int64),
+            texts=[r[4] for r in rows],
         )
 
     def get(self, ids: list[str]) -> list[Doc]:
@@ -617,10 +624,11 @@ class Store:
         labels: NDArray[np.int64],
         payload: bytes,
         spec: dict[str, Any],
+        kind: str = "ann",
     ) -> Path:
-        return snapshot.write(self.path, seq, built_n, labels, payload, spec)
+        return snapshot.write(self.path, seq, built_n, labels, payload, spec, kind)
 
     def read_snapshots(
-        self, spec: dict[str, Any]
+        self, spec: dict[str, Any], kind: str = "ann"
     ) -> Iterator[tuple[int, int, NDArray[np.int64], bytes]]:
-        return snapshot.read_valid(self.path, spec)
+        return snapshot.read_valid(self.path, spec, kind)

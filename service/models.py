@@ -95,6 +95,14 @@ class ReadyResponse(Response):
 
 
 # ---- collections ---------------------------------------------------------------------------
+class ChunkingSpec(Request):
+    max_tokens: int | None = Field(None, description="passage budget in model tokens")
+    overlap: int | None = Field(None, description="tokens shared by consecutive passages")
+
+    def to_engine(self) -> dict[str, int]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class CreateCollectionRequest(Request):
     name: CollectionName
     metric: Metric = "cosine"
@@ -106,6 +114,14 @@ class CreateCollectionRequest(Request):
         False,
         description="if the collection exists with the same metric, index, embedder and dim, "
         "return it (200) instead of 409; a different spec is still 409",
+    )
+    keyword_index: bool = Field(
+        True, description="keep a BM25 keyword index of the texts (search modes keyword, hybrid)"
+    )
+    chunking: bool | ChunkingSpec | None = Field(
+        None,
+        description="split texts longer than the model takes into passages (true: the model's "
+        "limit and 32 tokens of overlap); search with group_by_document for one hit per document",
     )
 
 
@@ -121,6 +137,8 @@ class CollectionResponse(Response):
     seq: int
     generation: int
     ann: dict[str, Any]
+    keyword_index: dict[str, Any] | None = Field(None, description="null: none kept")
+    chunking: dict[str, Any] | None = None
 
 
 class CollectionListResponse(Response):
@@ -160,6 +178,9 @@ class UpsertResponse(Response):
     upserted: int
     skipped: int
     count: int
+    passages: int | None = Field(
+        None, description="chunked collections: passages written", exclude_if=lambda v: v is None
+    )
 
 
 class DocumentResponse(Response):
@@ -209,11 +230,36 @@ class SearchRequest(Request):
     exact: bool = Field(False, description="brute force, even on an ANN index")
     with_vectors: bool = False
     params: SearchParams | None = None
+    mode: Literal["vector", "keyword", "hybrid"] = Field(
+        "vector",
+        description="vector: nearest vectors; keyword: BM25 over the texts; hybrid: both, fused "
+        "(query is the text for BM25; vector, if given, is used for the vector side)",
+    )
+    fusion: Literal["rrf", "convex"] = Field(
+        "rrf", description="hybrid: reciprocal rank fusion, or a blend of min-max scores"
+    )
+    rrf_k: int = Field(60, ge=1, le=10_000, description="rrf: score = sum of 1 / (rrf_k + rank)")
+    alpha: float = Field(0.5, ge=0, le=1, description="convex: weight of the vector side")
+    diversity: float | None = Field(
+        None, ge=0, le=1, description="MMR: 0 = plain relevance order, 1 = most diverse"
+    )
+    candidates: int | None = Field(
+        None, ge=2, le=10_000, description="MMR / grouping pool, more than k (default 4k, >= 40)"
+    )
+    group_by_document: bool = Field(
+        False, description="chunked collections: one hit per document, its best passage"
+    )
 
     def check_limits(self, settings: Settings, prefix: str = "") -> None:
         check_at_most(self.k, settings.max_k, f"{prefix}k", "VP_MAX_K")
-        if (self.query is None) == (self.vector is None):
+        if self.mode == "vector" and (self.query is None) == (self.vector is None):
             raise InvalidInput("give exactly one of query (text) or vector", field=f"{prefix}query")
+        if self.mode != "vector" and self.query is None:
+            raise InvalidInput(f"mode {self.mode!r} needs a query text", field=f"{prefix}query")
+        if self.candidates is not None and self.candidates <= self.k:
+            raise InvalidInput(
+                f"candidates must be greater than k ({self.k})", field=f"{prefix}candidates"
+            )
 
     def to_query(self) -> Query:
         p = self.params
@@ -227,6 +273,13 @@ class SearchRequest(Request):
             with_vectors=self.with_vectors,
             ef_search=p.ef_search if p else None,
             nprobe=p.nprobe if p else None,
+            mode=self.mode,
+            fusion=self.fusion,
+            rrf_k=self.rrf_k,
+            alpha=self.alpha,
+            diversity=self.diversity,
+            candidates=self.candidates,
+            group_by_document=self.group_by_document,
         )
 
 
@@ -238,16 +291,34 @@ class BatchSearchRequest(Request):
             s.check_limits(settings, prefix=f"searches[{i}].")
 
 
+class PassageInfo(Response):
+    document: str
+    id: str = Field(description="the passage's own id")
+    index: int
+    start: int = Field(description="character offsets of the passage in the document's text")
+    end: int
+
+
 class SearchHit(Response):
-    id: str
-    score: float
-    text: str | None
+    id: str = Field(description="with group_by_document: the document's id")
+    score: float = Field(description="hybrid: the fused score; MMR keeps the relevance score")
+    text: str | None = Field(description="a passage's text for a hit on a passage")
     metadata: dict[str, Any]
     vector: list[float] | None = Field(None, exclude_if=lambda v: v is None)
+    vector_score: float | None = Field(None, exclude_if=lambda v: v is None)
+    vector_rank: int | None = Field(None, exclude_if=lambda v: v is None)
+    keyword_score: float | None = Field(None, exclude_if=lambda v: v is None)
+    keyword_rank: int | None = Field(None, exclude_if=lambda v: v is None)
+    passage: PassageInfo | None = Field(
+        None, description="the passage that matched (chunked)", exclude_if=lambda v: v is None
+    )
+    passages_matched: int | None = Field(None, exclude_if=lambda v: v is None)
 
     @classmethod
     def from_hit(cls, h: Hit) -> SearchHit:
-        return cls(id=h.id, score=h.score, text=h.text, metadata=h.metadata, vector=h.vector)
+        return cls(
+            id=h.id, score=h.score, text=h.text, metadata=h.metadata, vector=h.vector, **h.extra
+        )
 
 
 class SearchResponse(Response):
@@ -267,18 +338,15 @@ class SearchResponse(Response):
 def hits_json(hits: list[Hit]) -> list[dict[str, Any]]:
     """Hits as `SearchHit` writes them (the vector only when asked), without building models:
     for k=10 over a large collection this is most of what a search costs in Python."""
-    return [
-        {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
-        if h.vector is None
-        else {
-            "id": h.id,
-            "score": h.score,
-            "text": h.text,
-            "metadata": h.metadata,
-            "vector": h.vector,
-        }
-        for h in hits
-    ]
+    out: list[dict[str, Any]] = []
+    for h in hits:
+        hit = {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
+        if h.vector is not None:
+            hit["vector"] = h.vector
+        if h.extra:  # hybrid scores and ranks, the matched passage
+            hit.update(h.extra)
+        out.append(hit)
+    return out
 
 
 try:  # orjson, when installed, writes the same JSON several times faster

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from indexer.errors import InvalidInput
 from service.deps import EngineDep, SettingsDep
 from service.models import (
+    ChunkingSpec,
     CollectionListResponse,
     CollectionResponse,
     CreateCollectionRequest,
@@ -35,8 +36,17 @@ def create_collection(
     existing collection of the same spec is returned (200)."""
     check_embedder(req.embedder, settings.embedder)
     existed = req.get_or_create and (engine.data_dir / req.name / "manifest.json").exists()
+    chunking = req.chunking.to_engine() if isinstance(req.chunking, ChunkingSpec) else req.chunking
     col = engine.create_collection(
-        req.name, req.metric, req.index, req.params, req.embedder, req.dim, req.get_or_create
+        req.name,
+        req.metric,
+        req.index,
+        req.params,
+        req.embedder,
+        req.dim,
+        req.get_or_create,
+        keyword_index=req.keyword_index,
+        chunking=chunking,
     )
     if existed:
         response.status_code = 200

@@ -71,11 +71,13 @@ async def search(
     (cosine and dot: higher is better; l2: a distance, lower is better)."""
     req.check_limits(settings)
     query, lane = req.to_query(), lane_for(name)
-    if query.text is not None:
+    if query.text is not None and query.vector is None and query.mode != "keyword":
         embedder = await lane.run(_embedder_of, engine, name)
         if embedder is not None:  # else the engine says the collection takes vectors only
             vector = await asyncio.wrap_future(batcher_for(embedder).submit(query.text))
-            query.vector, query.text = vector, None
+            query.vector = vector
+            if query.mode == "vector":
+                query.text = None  # hybrid keeps it: BM25 scores its words
     metric, hits = await lane.run(_search, engine, name, query)
     return JSONBytes.of(
         {"metric": metric, "higher_is_better": metric != "l2", "hits": hits_json(hits)}

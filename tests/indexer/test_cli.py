@@ -346,7 +346,9 @@ def test_info_list_rebuild_and_drop(capsys: pytest.CaptureFixture[str]) -> None:
         ["docs", "4", "cosine", "flat", "384", "hash-384"],
     ]
     _, out, _ = run(capsys, "info", "docs")
-    assert "count       4" in out and "score       similarity (higher is better)" in out
+    info = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in out.splitlines()}
+    assert info["count"] == "4" and info["score"] == "similarity (higher is better)"
+    assert info["keyword_index"] == '{"documents": 4}' and info["chunking"] == "null"
     code, out, _ = run(capsys, "rebuild", "docs")
     assert code == 0 and out.startswith("rebuilt 'docs': exact flat index, nothing to rebuild")
     code, out, _ = run(capsys, "rebuild", "ann", "--json")
