@@ -96,6 +96,24 @@ def make_parser(prog: str = "python -m indexer") -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="index parameter, e.g. M=32, ef_search=128, nlist=256 (repeatable)",
     )
+    p.add_argument(
+        "--chunk",
+        action="store_true",
+        help="a new collection splits texts longer than the model takes into passages of "
+        "whole sentences (without it, such texts are embedded from their start and reported)",
+    )
+    p.add_argument(
+        "--chunk-tokens",
+        type=int,
+        metavar="N",
+        help="with --chunk: tokens per passage (default: the model's limit, 254 for MiniLM)",
+    )
+    p.add_argument(
+        "--chunk-overlap",
+        type=int,
+        metavar="N",
+        help="with --chunk: tokens consecutive passages share (default 32, or a quarter of N)",
+    )
     p.add_argument("--url", help="send the documents to a running service instead")
     p.add_argument(
         "--api-key", default=os.environ.get("VP_API_KEY"), help="with --url (env VP_API_KEY)"
@@ -195,7 +213,21 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _chunking(args: argparse.Namespace) -> dict[str, int] | None:
+    """`--chunk [--chunk-tokens N] [--chunk-overlap M]` -> the collection's chunking (the
+    engine fills in what is not given), or None."""
+    given = {"max_tokens": args.chunk_tokens, "overlap": args.chunk_overlap}
+    if not args.chunk:
+        if any(v is not None for v in given.values()):
+            raise UsageError("--chunk-tokens and --chunk-overlap need --chunk")
+        return None
+    if args.url or args.ray:
+        raise UsageError("--chunk works with a local build only, not with --url or --ray")
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def cmd_build(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int:
+    chunking = _chunking(args)
     fields = readers.Fields.parse(args.id_field, args.text_field, args.metadata_fields)
     items = readers.read_records(args.input, args.format, fields, args.id_prefix)
     bar = jobs.progress_bar(lambda: readers.count_hint(args.input, args.format), args.collection)
@@ -238,7 +270,14 @@ def cmd_build(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int
                 args.url, args.collection, items, api_key=args.api_key, embedder=args.embedder, **kw
             )
         else:
-            jobs.build(get_engine(), args.collection, items, embedder=args.embedder, **kw)
+            jobs.build(
+                get_engine(),
+                args.collection,
+                items,
+                embedder=args.embedder,
+                chunking=chunking,
+                **kw,
+            )
     except KeyboardInterrupt:
         _err(f"interrupted: {summary.line()}; re-run to resume")
         return EXIT_INTERRUPTED
@@ -254,6 +293,8 @@ def cmd_build(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int
     else:
         held = f"; {args.collection!r} holds {summary.total}" if summary.total is not None else ""
         _out(summary.line() + held)
+        for line in summary.truncation_report():
+            _out(line)
     return EXIT_BAD_RECORDS if args.strict and summary.bad else EXIT_OK
 
 

@@ -12,6 +12,10 @@ before the first upsert, and would make every re-run re-index the earlier versio
 
 Two sinks share the batching and the bad-record fallback: the engine in this process (`build`),
 or a running service over HTTP (`build_http`).
+
+The model sees only the first `max_tokens` tokens of a text (254 for all-MiniLM-L6-v2). A local
+build counts each indexed text's tokens with the model's tokenizer and reports the documents it
+embedded truncated; a collection created with `chunking` splits them into passages instead.
 """
 
 from __future__ import annotations
@@ -30,7 +34,23 @@ from .index import validate_spec
 from .readers import BadRecord, Item, Record
 
 DEFAULT_BATCH = 256
+SHOW_TRUNCATED = 5  # examples of truncated documents a summary names
 _DOC_FIELD = re.compile(r"^documents\[\d+\]\.?")
+
+
+@dataclass(frozen=True)
+class Truncated:
+    """A document longer than the model takes: its vector comes from its first `limit` tokens."""
+
+    source: str
+    line: int
+    id: str
+    tokens: int
+    limit: int
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where} {self.id} ({self.tokens} tokens > {self.limit})"
 
 
 @dataclass
@@ -42,6 +62,9 @@ class BuildSummary:
     bad: list[BadRecord] = field(default_factory=list)
     seconds: float = 0.0
     total: int | None = None  # documents in the collection afterwards, when known
+    max_tokens: int | None = None  # the model's limit the texts were counted against
+    truncated: int | None = None  # indexed documents over it; None: not counted
+    truncated_shown: list[Truncated] = field(default_factory=list)  # the first few of them
 
     def line(self) -> str:
         """`read 1000, indexed 990, unchanged 0, bad 10 in 3.2 s`"""
@@ -49,6 +72,19 @@ class BuildSummary:
             f"read {self.read}, indexed {self.upserted}, unchanged {self.skipped_unchanged}, "
             f"bad {len(self.bad)} in {self.seconds:.1f} s"
         )
+
+    def truncation_report(self) -> list[str]:
+        """Lines naming the documents the model saw only the start of (none when there are
+        none, or when they were not counted)."""
+        if not self.truncated:
+            return []
+        more = self.truncated - len(self.truncated_shown)
+        return [
+            f"truncated {self.truncated}: longer than the model's {self.max_tokens} tokens, "
+            "embedded from their start only (build with --chunk to index them as passages)",
+            *(f"  {t}" for t in self.truncated_shown),
+            *([f"  ... and {more} more"] if more > 0 else []),
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +96,12 @@ class BuildSummary:
             "bad": [{"source": b.source, "line": b.line, "reason": b.reason} for b in self.bad],
             "seconds": round(self.seconds, 3),
             "total": self.total,
+            "truncated_count": self.truncated,
+            "truncated": [
+                {"source": t.source, "line": t.line, "id": t.id, "tokens": t.tokens}
+                for t in self.truncated_shown
+            ],
+            "max_tokens": self.max_tokens,
         }
 
 
@@ -98,15 +140,41 @@ def _reason(e: InvalidInput) -> str:
     return _DOC_FIELD.sub("", e.detail) or e.detail
 
 
+@dataclass(frozen=True)
+class TokenBudget:
+    """The model's tokenizer (`spans(text)` -> one (start, end) per token) and how many tokens
+    of a text it embeds."""
+
+    spans: Callable[[str], list[tuple[int, int]]]
+    max_tokens: int
+
+    def note(self, written: list[Record], summary: BuildSummary) -> None:
+        """Count the written records the model truncated; name the first few."""
+        for rec in written:
+            n = len(self.spans(rec.text))
+            if n > self.max_tokens:
+                summary.truncated = (summary.truncated or 0) + 1
+                if len(summary.truncated_shown) < SHOW_TRUNCATED:
+                    summary.truncated_shown.append(
+                        Truncated(rec.source, rec.line, rec.id, n, self.max_tokens)
+                    )
+
+
+def token_budget(embedder: Any) -> TokenBudget | None:
+    """The budget of an embedder that can tokenise (both of ours), else None."""
+    spans, limit = getattr(embedder, "token_spans", None), getattr(embedder, "max_tokens", None)
+    return TokenBudget(spans, int(limit)) if callable(spans) and limit else None
+
+
 def _write(
     sink: Sink,
     batch: list[Record],
     summary: BuildSummary,
     on_bad: Callable[[BadRecord], None] | None,
-) -> None:
-    """Upsert a batch. A batch is validated before anything is embedded, so when the sink
-    refuses `documents[i]` that record is reported and the rest retried at once; if it cannot
-    tell which document it refused, each is sent alone."""
+) -> list[Record]:
+    """Upsert a batch; returns the records written. A batch is validated before anything is
+    embedded, so when the sink refuses `documents[i]` that record is reported and the rest
+    retried at once; if it cannot tell which document it refused, each is sent alone."""
 
     def reject(rec: Record, e: InvalidInput) -> None:
         bad = BadRecord(rec.line, _reason(e), rec.source)
@@ -127,15 +195,14 @@ def _write(
             elif where.startswith("documents") and len(pending) == 1:
                 reject(pending.pop(), e)
             elif where.startswith("documents"):
-                for rec in pending:
-                    _write(sink, [rec], summary, on_bad)
-                return
+                return [w for rec in pending for w in _write(sink, [rec], summary, on_bad)]
             else:
                 raise  # not about one document: the job cannot go on
             continue
         summary.upserted += upserted
         summary.skipped_unchanged += skipped
-        return
+        return pending
+    return []
 
 
 def run(
@@ -145,16 +212,26 @@ def run(
     progress: Callable[[int], None] | None = None,
     on_bad: Callable[[BadRecord], None] | None = None,
     summary: BuildSummary | None = None,
+    budget: TokenBudget | None = None,
 ) -> BuildSummary:
     """Feed records to a sink in batches. `progress(n)` gets the records consumed per batch;
     `on_bad(b)` each bad record as it is found. `summary`, if given, is filled in place, so a
-    caller still has the counts when the job is interrupted."""
+    caller still has the counts when the job is interrupted. With a `budget`, written records
+    longer than the model takes are counted in `summary.truncated`."""
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 100_000:
         raise InvalidInput("batch size must be an integer in [1, 100000]", field="batch_size")
     summary = summary if summary is not None else BuildSummary()
     start = time.monotonic()
     batch: list[Record] = []
     consumed = 0
+    if budget is not None:
+        summary.max_tokens, summary.truncated = budget.max_tokens, summary.truncated or 0
+
+    def write(batch: list[Record]) -> None:
+        written = _write(sink, batch, summary, on_bad)
+        if budget is not None:
+            budget.note(written, summary)
+
     try:
         for item in dedupe(items):
             summary.read += 1
@@ -166,13 +243,13 @@ def run(
                 continue
             batch.append(item)
             if len(batch) >= batch_size:
-                _write(sink, batch, summary, on_bad)
+                write(batch)
                 batch = []
                 if progress:
                     progress(consumed)
                 consumed = 0
         if batch:
-            _write(sink, batch, summary, on_bad)
+            write(batch)
         if progress and consumed:
             progress(consumed)
     finally:
@@ -197,14 +274,18 @@ def open_or_create(
     index: str | None = None,
     params: dict[str, Any] | None = None,
     embedder: str | None = None,
+    chunking: dict[str, int] | None = None,
 ) -> Collection:
-    """The collection `name`, created if missing (cosine / flat unless given). An existing one
-    must match whatever was given: a build never silently mixes two specs or two embedders."""
+    """The collection `name`, created if missing (cosine / flat unless given; `chunking`, e.g.
+    {"max_tokens": 254, "overlap": 32} or {} for the engine's defaults, splits long texts into
+    passages). An existing one must match whatever was given: a build never silently mixes two
+    specs, two embedders, or whole and chunked texts."""
     try:
         col = engine.collection(name, embedder=embedder)
     except CollectionNotFound:
+        chunk_kw: dict[str, Any] = {} if chunking is None else {"chunking": chunking or True}
         return engine.create_collection(
-            name, metric or "cosine", index or "flat", params, embedder, exist_ok=True
+            name, metric or "cosine", index or "flat", params, embedder, exist_ok=True, **chunk_kw
         )
     validate_spec(index or col.kind, metric or col.metric, params or {})
     want = {"metric": metric, "index": index}
@@ -223,6 +304,14 @@ def open_or_create(
                 f"collection {name!r} exists with {key}={have!r}, not "
                 f"{value!r}: drop it or build into another collection",
                 field=f"params.{key}",
+            )
+    if chunking is not None:
+        have_chunks: dict[str, Any] | None = col.manifest.get("chunking")
+        if have_chunks is None or any(have_chunks.get(k) != v for k, v in chunking.items()):
+            raise EmbedderMismatch(
+                f"collection {name!r} exists with chunking {have_chunks!r}, not "
+                f"{chunking!r}: drop it or build into another collection",
+                field="chunking",
             )
     if col.embedder is None:
         raise InvalidInput(
@@ -244,14 +333,20 @@ def build(
     progress: Callable[[int], None] | None = None,
     on_bad: Callable[[BadRecord], None] | None = None,
     summary: BuildSummary | None = None,
+    chunking: dict[str, int] | None = None,
 ) -> BuildSummary:
     """Index `records` into `collection` (created if missing), then publish its ANN snapshot.
-    Re-running over the same input upserts nothing."""
+    Re-running over the same input upserts nothing. Texts longer than the model takes are
+    counted in `summary.truncated`, unless the collection splits them (`chunking`)."""
     summary = summary if summary is not None else BuildSummary()
     summary.collection = collection
-    col = open_or_create(engine, collection, metric, index, params, embedder)
+    col = open_or_create(engine, collection, metric, index, params, embedder, chunking)
+    chunked = bool(col.manifest.get("chunking"))
+    budget = None if chunked else token_budget(col.embedder)
+    if chunked:
+        summary.truncated = 0  # long texts become passages that fit
     try:
-        run(CollectionSink(col), records, batch_size, progress, on_bad, summary)
+        run(CollectionSink(col), records, batch_size, progress, on_bad, summary, budget)
     finally:
         col.snapshot()  # publish what was done, even when interrupted
     summary.total = col.count()
