@@ -463,7 +463,8 @@ class Collection:
         rows: list[tuple[str, str | None, dict[str, Any], NDArray[np.float32] | None]] = []
         remove: list[str] = []
         written = passages = 0
-        for i, (d, v) in enumerate(zip(docs, vectors, strict=True)):
+        stored = self.store.content_hashes([d.id for d in docs]) if skip_unchanged else {}
+        for d, v in zip(docs, vectors, strict=True):
             meta = d.metadata or {}
             doc_hash = content_hash(d.text, meta, v)
             with self.lock.read():
@@ -476,7 +477,7 @@ class Collection:
                     ),
                     None,
                 )
-            if skip_unchanged and old_hash == doc_hash:
+            if skip_unchanged and doc_hash in (old_hash, stored.get(d.id)):
                 continue
             parts = []
             if v is None and d.text is not None and self.embedder is not None:
@@ -493,14 +494,6 @@ class Collection:
                 remove += sorted(old)
                 passages += 1
             written += 1
-            del i
-        if skip_unchanged:
-            stored = self.store.content_hashes([r[0] for r in rows if chunks.DOC not in r[2]])
-            rows = [
-                r
-                for r in rows
-                if chunks.DOC in r[2] or stored.get(r[0]) != content_hash(r[1], r[2], r[3])
-            ]
         todo = [j for j, r in enumerate(rows) if r[3] is None]
         emb = self._embed(
             [rows[j][1] or "" for j in todo], [f"documents[{j}].vector" for j in todo]

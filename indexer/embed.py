@@ -43,6 +43,15 @@ class Embedder(Protocol):
         """Whole alphabetic words the model knows (for the `words` collection)."""
         ...
 
+    @property
+    def max_tokens(self) -> int:
+        """How many tokens of a text the model reads (a passage budget for chunking)."""
+        ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """The (start, end) character span of each token the model would see."""
+        ...
+
 
 class HashEmbedder:
     """Feature hashing: each word adds ±1 to two of `dim` buckets; the sum is made unit length."""

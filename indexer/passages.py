@@ -9,8 +9,9 @@ passage → document link:
     _start, _end    the passage's character offsets in the document's text
     _document_hash  the content hash of the whole document (so a re-run build skips it)
 
-Passages are stored contiguous (a whitespace gap between two is given to the first), so the
-document's text is their concatenation minus the overlaps: `document_text` rebuilds it exactly.
+Passages are stored contiguous (a gap between two, whitespace or anything else without a model
+token, is given to the first), so the document's text is their concatenation minus the
+overlaps: `document_text` rebuilds it exactly.
 """
 
 from __future__ import annotations
@@ -91,9 +92,9 @@ def split(
     for i, p in enumerate(parts):
         start = 0 if i == 0 else p.start
         end = len(text) if i == len(parts) - 1 else max(p.end, parts[i + 1].start)
-        if text[start : p.start].strip():  # only whitespace is given away (tests hold this)
+        if spans(text[start : p.start]):  # only text the model sees no token in is given away
             start = p.start
-        if text[p.end : end].strip():
+        if spans(text[p.end : end]):
             end = p.end
         out.append(Passage(text[start:end], start, end, p.tokens))
     return out
