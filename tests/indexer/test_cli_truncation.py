@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from indexer.cli import main
+from indexer.collection import MAX_ID_LEN
 from indexer.embed import load_embedder
 from indexer.engine import Engine
 
@@ -71,6 +72,19 @@ def test_only_the_first_few_are_named(capsys: pytest.CaptureFixture[str]) -> Non
     assert lines[1].startswith("truncated 8: ")
     assert lines[2:] == [f"  in.jsonl:{i + 1} d{i} ({257 + i} tokens > 256)" for i in range(5)] + [
         "  ... and 3 more"
+    ]
+
+
+def test_a_refused_record_is_reported_bad_not_truncated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_jsonl([("x" * (MAX_ID_LEN + 1), words(300)), ("long", words(280))])
+    code, out, err = run(capsys, "build", "-c", "docs", "-i", "in.jsonl", "--batch-size", "2")
+    assert code == 0 and err.startswith("in.jsonl:1: id must be a non-empty string")
+    assert out.splitlines()[1:] == [
+        "truncated 1: longer than the model's 256 tokens, embedded from their start only "
+        "(build with --chunk to index them as passages)",
+        "  in.jsonl:2 long (280 tokens > 256)",
     ]
 
 
