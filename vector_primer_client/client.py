@@ -25,6 +25,7 @@ import httpx
 
 from . import types as t
 from .errors import APIError, NotReady, TransportError, from_response
+from .types import Fusion, Mode
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_BATCH = 256  # documents per upsert request
@@ -145,15 +146,26 @@ class Client:
         embedder: str | None = None,
         dim: int | None = None,
         get_or_create: bool = False,
+        keyword_index: bool = True,
+        chunking: bool | Mapping[str, int] | None = None,
     ) -> t.Collection:
         """A new empty collection; `Conflict` if it exists (unless `get_or_create` and the same
-        spec). With `dim` and no embedder it stores only the vectors you send."""
+        spec). With `dim` and no embedder it stores only the vectors you send.
+
+        `keyword_index=False` keeps no BM25 index (then only `mode="vector"` searches).
+        `chunking=True` (or `{"max_tokens": n, "overlap": m}`) stores texts longer than the
+        model takes as passages; search them with `group_by_document=True` for one hit each."""
         body: dict[str, Any] = {"name": name, "metric": metric, "index": index}
         for key, value in (("params", params), ("embedder", embedder), ("dim", dim)):
             if value is not None:
                 body[key] = dict(value) if isinstance(value, Mapping) else value
         if get_or_create:
             body["get_or_create"] = True
+        # only what differs from the server's defaults, so older calls send the same body
+        if not keyword_index:
+            body["keyword_index"] = False
+        if chunking is not None and chunking is not False:
+            body["chunking"] = dict(chunking) if isinstance(chunking, Mapping) else chunking
         return cast(t.Collection, self._json("POST", "/v1/collections", json=body))
 
     def get_collection(self, name: str) -> t.Collection:
@@ -196,6 +208,8 @@ class Client:
             out["upserted"] += int(r["upserted"])
             out["skipped"] += int(r["skipped"])
             out["count"] = int(r.get("count", out["count"]))
+            if "passages" in r:  # chunked collections: rows written, passages included
+                out["passages"] = out.get("passages", 0) + int(r["passages"])
             out["batches"] += 1
             offset += len(batch)
         if out["batches"] == 0:
@@ -291,10 +305,28 @@ class Client:
         with_vectors: bool = False,
         ef_search: int | None = None,
         nprobe: int | None = None,
+        mode: Mode = "vector",
+        fusion: Fusion | None = None,
+        rrf_k: int | None = None,
+        alpha: float | None = None,
+        diversity: float | None = None,
+        candidates: int | None = None,
+        group_by_document: bool = False,
     ) -> t.SearchResult:
-        """Nearest documents to a text (`query`) or a `vector`, best first."""
+        """Nearest documents to a text (`query`) or a `vector`, best first.
+
+        `mode="keyword"` ranks by BM25 over the texts; `mode="hybrid"` fuses both (`query` is
+        the text for BM25, `vector`, if given, the vector side) by `fusion` "rrf" (`rrf_k`,
+        server default 60) or "convex" (`alpha`, the vector side's weight, default 0.5); its
+        hits carry `vector_score`/`vector_rank` and `keyword_score`/`keyword_rank`.
+        `diversity` (0..1) reorders by MMR among `candidates` (more than k); with
+        `group_by_document` a chunked collection answers one hit per document, its best
+        passage in `passage`. Unset options are not sent: the server's defaults apply."""
         body = _search_body(
             query, vector, k, filter, score_threshold, exact, with_vectors, ef_search, nprobe
+        )
+        body |= _retrieval_options(
+            mode, fusion, rrf_k, alpha, diversity, candidates, group_by_document
         )
         path = f"{self._col(collection)}/search"
         return cast(t.SearchResult, self._json("POST", path, json=body))
@@ -456,6 +488,37 @@ def _search_body(
     params = {k: v for k, v in (("ef_search", ef_search), ("nprobe", nprobe)) if v is not None}
     if params:
         body["params"] = params
+    return body
+
+
+def _retrieval_options(
+    mode: Mode,
+    fusion: Fusion | None,
+    rrf_k: int | None,
+    alpha: float | None,
+    diversity: float | None,
+    candidates: int | None,
+    group_by_document: bool,
+) -> dict[str, Any]:
+    """The hybrid / MMR / grouping fields a search sends: only those not left at the default,
+    so a plain vector search sends the same body as before they existed.
+
+    >>> _retrieval_options("vector", None, None, None, None, None, False)
+    {}
+    >>> _retrieval_options("hybrid", "convex", None, 0.7, None, None, True)
+    {'mode': 'hybrid', 'fusion': 'convex', 'alpha': 0.7, 'group_by_document': True}
+    """
+    body: dict[str, Any] = {} if mode == "vector" else {"mode": mode}
+    given = (
+        ("fusion", fusion),
+        ("rrf_k", rrf_k),
+        ("alpha", alpha),
+        ("diversity", diversity),
+        ("candidates", candidates),
+    )
+    body |= {key: value for key, value in given if value is not None}
+    if group_by_document:
+        body["group_by_document"] = True
     return body
 
 

@@ -3,7 +3,10 @@ to fall out of date silently), typed for editors and mypy. Field meanings are in
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
+
+Mode = Literal["vector", "keyword", "hybrid"]  # search: nearest vectors, BM25, or both fused
+Fusion = Literal["rrf", "convex"]  # hybrid: reciprocal rank fusion, or a blend of scores
 
 
 class Document(TypedDict):
@@ -27,7 +30,21 @@ class DocumentPage(TypedDict):
     next_cursor: str | None
 
 
+class KeywordIndex(TypedDict):
+    documents: int
+
+
+class Chunking(TypedDict):
+    """A chunked collection's passage budget, in the embedder's tokens."""
+
+    max_tokens: int
+    overlap: int
+
+
 class Collection(TypedDict):
+    """`keyword_index` is None when the collection keeps none, `chunking` None when it stores
+    texts whole (both absent from services older than hybrid search)."""
+
     name: str
     metric: str
     index: str
@@ -39,16 +56,20 @@ class Collection(TypedDict):
     seq: int
     generation: int
     ann: dict[str, Any]
+    keyword_index: NotRequired[KeywordIndex | None]
+    chunking: NotRequired[Chunking | None]
 
 
 class UpsertResult(TypedDict):
-    """Summed over the batches the client sent; `count` is the collection's size afterwards."""
+    """Summed over the batches the client sent; `count` is the collection's size afterwards.
+    `passages` (chunked collections only): the rows written, a long text's passages each."""
 
     collection: str
     upserted: int
     skipped: int
     count: int
     batches: int
+    passages: NotRequired[int]
 
 
 class DeleteResult(TypedDict):
@@ -56,12 +77,34 @@ class DeleteResult(TypedDict):
     count: int
 
 
+class Passage(TypedDict):
+    """The passage of a chunked document that a hit matched; `start`, `end` are its character
+    offsets in the document's text."""
+
+    document: str
+    id: str
+    index: int
+    start: int
+    end: int
+
+
 class Hit(TypedDict):
+    """`score` is the fused score in hybrid mode (its sides in `vector_*` and `keyword_*`, rank
+    1 = best, absent for a side that did not find the hit). A hit on a passage carries it in
+    `passage` and its text; with `group_by_document` `id` is the document's and
+    `passages_matched` counts its passages among the candidates."""
+
     id: str
     score: float
     text: str | None
     metadata: dict[str, Any]
     vector: NotRequired[list[float]]
+    vector_score: NotRequired[float]
+    vector_rank: NotRequired[int]
+    keyword_score: NotRequired[float]
+    keyword_rank: NotRequired[int]
+    passage: NotRequired[Passage]
+    passages_matched: NotRequired[int]
 
 
 class SearchResult(TypedDict):
@@ -77,7 +120,9 @@ class BatchSearchResult(TypedDict):
 
 
 class Search(TypedDict, total=False):
-    """One search of a batch: exactly one of `query` (text) or `vector`."""
+    """One search of a batch, with the fields of `Client.search`: exactly one of `query` (text)
+    or `vector` in mode "vector"; modes "keyword" and "hybrid" need `query` (hybrid may add a
+    `vector` for its vector side)."""
 
     query: str
     vector: list[float]
@@ -87,6 +132,13 @@ class Search(TypedDict, total=False):
     exact: bool
     with_vectors: bool
     params: dict[str, int]
+    mode: Mode
+    fusion: Fusion
+    rrf_k: int
+    alpha: float
+    diversity: float
+    candidates: int
+    group_by_document: bool
 
 
 class AnalogyHit(TypedDict):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -127,6 +128,102 @@ def test_search_analogy_similarity_and_embeddings(vp: Client) -> None:
     )
 
 
+def test_hybrid_search_with_a_filter_fuses_both_rankings(vp: Client) -> None:
+    made = vp.create_collection("hyb")
+    assert (made["keyword_index"], made["chunking"]) == ({"documents": 0}, None)
+    more = [
+        {"id": "kitten", "text": "a kitten chased the cat toy", "metadata": {"kind": "animal"}},
+        {"id": "mat", "text": "a mat for the car floor", "metadata": {"kind": "machine"}},
+    ]
+    vp.upsert("hyb", [*DOCS, *more])
+    assert "mat" in {h["id"] for h in vp.search("hyb", "cat on a mat", k=3, mode="hybrid")["hits"]}
+
+    hits = vp.search("hyb", "cat on a mat", k=3, mode="hybrid", filter={"kind": "animal"})["hits"]
+    assert {h["metadata"]["kind"] for h in hits} == {"animal"} and hits[0]["id"] == "cat"
+    assert (hits[0]["vector_rank"], hits[0]["keyword_rank"]) == (1, 1)
+    for h in hits:  # rrf: the sum of 1 / (60 + rank) over the sides that found the hit
+        ranks = [r for r in (h.get("vector_rank"), h.get("keyword_rank")) if r is not None]
+        assert ranks and h["score"] == pytest.approx(sum(1 / (60 + r) for r in ranks))
+    tight = vp.search("hyb", "cat on a mat", k=1, mode="hybrid", rrf_k=10, filter={"year": 2020})
+    assert tight["hits"][0]["id"] == "cat" and tight["hits"][0]["score"] == pytest.approx(2 / 11)
+    # convex with all the weight on the vector side: min-max scaled cosines, in their order
+    convex = vp.search("hyb", "cat on a mat", k=4, mode="hybrid", fusion="convex", alpha=1.0)
+    cosines = [h["vector_score"] for h in convex["hits"]]
+    assert convex["hits"][0]["score"] == pytest.approx(1.0) and cosines == sorted(cosines)[::-1]
+
+    batch = vp.search_batch("hyb", [{"query": "cat mat", "mode": "keyword", "k": 5}])
+    keyword = batch["results"][0]["hits"]  # BM25: only the texts with "cat" or "mat"
+    assert keyword[0]["id"] == "cat" and {h["id"] for h in keyword} == {"cat", "kitten", "mat"}
+    assert not any("vector_rank" in h for h in keyword)
+
+    vp.create_collection("vectors-only", keyword_index=False)
+    assert vp.get_collection("vectors-only")["keyword_index"] is None
+    with pytest.raises(InvalidInput) as e:
+        vp.search("vectors-only", "cat", mode="hybrid")
+    assert e.value.field == "mode"
+
+
+def test_mmr_diversity_trades_relevance_for_novelty(vp: Client) -> None:
+    texts = [
+        "red apple pie recipe",
+        "red apple pie recipe easy",
+        "red apple pie recipe quick",
+        "apple orchard in autumn",
+        "red sports car",
+        "pie crust baking tips",
+    ]
+    vp.create_collection("mmr")
+    vp.upsert("mmr", [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)])
+
+    def ids(**kw: Any) -> list[str]:
+        return [h["id"] for h in vp.search("mmr", "red apple pie", k=3, **kw)["hits"]]
+
+    def closest_pair(hit_ids: list[str]) -> float:
+        cos = vp.similarity([texts[int(i[1:])] for i in hit_ids])["cosine"]
+        return max(cos[i][j] for i in range(3) for j in range(i + 1, 3))
+
+    plain = ids()
+    assert plain == ["d0", "d1", "d2"] and ids(diversity=0.0, candidates=6) == plain
+    diverse = ids(diversity=0.9, candidates=6)
+    assert diverse[0] == plain[0] and len(set(diverse)) == 3 and set(diverse) != set(plain)
+    assert closest_pair(diverse) < closest_pair(plain) - 0.3
+    with pytest.raises(InvalidInput) as e:  # MMR over k candidates could only reorder them
+        vp.search("mmr", "red apple pie", k=3, diversity=0.5, candidates=3)
+    assert e.value.field == "candidates"
+
+
+def test_chunked_collection_groups_passages_by_document(vp: Client) -> None:
+    long = " ".join(f"part {i} tells of ocean waves and tides." for i in range(12))
+    made = vp.create_collection("chunked", chunking={"max_tokens": 16, "overlap": 4})
+    assert made["chunking"] == {"max_tokens": 16, "overlap": 4}
+    docs: list[dict[str, Any]] = [
+        {"id": "long", "text": long, "metadata": {"kind": "sea"}},
+        {"id": "dawn", "text": "ocean waves at dawn"},
+        {"id": "trail", "text": "a mountain trail in snow"},
+    ]
+    out = vp.upsert("chunked", docs)
+    assert out["upserted"] == 3 and out["passages"] == out["count"] > 3  # long: many passages
+    assert vp.get_document("chunked", "long")["text"] == long  # rebuilt from its passages
+
+    flat = vp.search("chunked", "ocean waves tides", k=4)["hits"]
+    assert all(h["passage"]["document"] == "long" for h in flat)  # all four are passages of it
+    assert len({h["id"] for h in flat}) == 4 and all(h["id"].startswith("long#") for h in flat)
+
+    for mode in ("vector", "hybrid"):
+        hits = vp.search("chunked", "ocean waves tides", k=3, mode=mode, group_by_document=True)
+        got = [h["id"] for h in hits["hits"]]
+        assert len(got) == len(set(got)) and {"long", "dawn"} <= set(got), (mode, got)
+        top = next(h for h in hits["hits"] if h["id"] == "long")
+        p = top["passage"]
+        assert p["document"] == "long" and p["id"] == f"long#{p['index']}"
+        assert long[p["start"] : p["end"]] == top["text"] and 0 < p["end"] - p["start"] < len(long)
+        assert top["passages_matched"] > 1 and top["metadata"] == {"kind": "sea"}
+        dawn = next(h for h in hits["hits"] if h["id"] == "dawn")
+        assert "passage" not in dawn and dawn["passages_matched"] == 1  # stored whole
+        if mode == "hybrid":
+            assert all("keyword_rank" in h or "vector_rank" in h for h in hits["hits"])
+
+
 def test_math(vp: Client) -> None:
     sm = vp.softmax([2.0, 1.0, 0.1])
     assert [round(p, 2) for p in sm["probs"]] == [0.66, 0.24, 0.1]
@@ -208,6 +305,66 @@ def test_status_codes_without_a_server() -> None:
     assert (s.value.error, s.value.detail) == ("http_error", "<html>bad gateway</html>")
     with pytest.raises(TransportError):
         Client(f"http://127.0.0.1:{free_port()}", timeout=2).livez()
+
+
+def test_new_options_are_sent_only_when_set() -> None:
+    """Calls written before hybrid search send byte for byte the bodies they sent then."""
+    sent: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return httpx.Response(200, json={"hits": []})
+
+    vp = Client("http://svc", http=httpx.Client(transport=httpx.MockTransport(answer)))
+
+    def body(value: dict[str, Any]) -> bytes:
+        return httpx.Request("POST", "http://svc", json=value).content
+
+    vp.create_collection("c", get_or_create=True)
+    vp.search("c", "q", k=2, filter={"kind": "a"})
+    vp.create_collection("c", keyword_index=False, chunking={"max_tokens": 64})
+    vp.create_collection("c", keyword_index=True, chunking=True)
+    vp.search("c", "q", vector=[1.0, 0.0], mode="hybrid", fusion="convex", alpha=0.25)
+    vp.search("c", "q", mode="keyword", diversity=0.5, candidates=40, group_by_document=True)
+    old = {"k": 2, "exact": False, "with_vectors": False, "query": "q", "filter": {"kind": "a"}}
+    assert sent == [
+        body({"name": "c", "metric": "cosine", "index": "flat", "get_or_create": True}),
+        body(old),
+        body(
+            {
+                "name": "c",
+                "metric": "cosine",
+                "index": "flat",
+                "keyword_index": False,
+                "chunking": {"max_tokens": 64},
+            }
+        ),
+        body({"name": "c", "metric": "cosine", "index": "flat", "chunking": True}),
+        body(
+            {
+                "k": 10,
+                "exact": False,
+                "with_vectors": False,
+                "query": "q",
+                "vector": [1.0, 0.0],
+                "mode": "hybrid",
+                "fusion": "convex",
+                "alpha": 0.25,
+            }
+        ),
+        body(
+            {
+                "k": 10,
+                "exact": False,
+                "with_vectors": False,
+                "query": "q",
+                "mode": "keyword",
+                "diversity": 0.5,
+                "candidates": 40,
+                "group_by_document": True,
+            }
+        ),
+    ]
 
 
 def test_ready_command_for_the_container_healthcheck(server: LiveServer) -> None:
