@@ -221,8 +221,8 @@ def _chunking(args: argparse.Namespace) -> dict[str, int] | None:
         if any(v is not None for v in given.values()):
             raise UsageError("--chunk-tokens and --chunk-overlap need --chunk")
         return None
-    if args.url or args.ray:
-        raise UsageError("--chunk works with a local build only, not with --url or --ray")
+    if args.ray:
+        raise UsageError("--chunk works with a local or --url build, not with --ray")
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -267,7 +267,13 @@ def cmd_build(get_engine: Callable[[], Engine], args: argparse.Namespace) -> int
             _err(f"shards {out.shards}; records embedded per node {out.nodes}")
         elif args.url:
             jobs.build_http(
-                args.url, args.collection, items, api_key=args.api_key, embedder=args.embedder, **kw
+                args.url,
+                args.collection,
+                items,
+                api_key=args.api_key,
+                embedder=args.embedder,
+                chunking=chunking,
+                **kw,
             )
         else:
             jobs.build(

@@ -412,6 +412,7 @@ def build_http(
     api_key: str | None = None,
     client: Any = None,
     timeout: float = 300.0,
+    chunking: dict[str, int] | None = None,
 ) -> BuildSummary:
     """Send records to a running service through `vector_primer_client.Client` (`client` may
     be an httpx client to send with). The collection is created if missing, or reused if it
@@ -430,6 +431,7 @@ def build_http(
                 params=params or None,
                 embedder=embedder,
                 get_or_create=True,
+                chunking=None if chunking is None else (chunking or True),
             )
         except TransportError as e:
             raise JobFailed(f"cannot reach {url}: {e.__cause__ or e}", field="url") from None

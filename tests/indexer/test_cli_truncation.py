@@ -92,7 +92,7 @@ def test_a_refused_record_is_reported_bad_not_truncated(
     "argv, message",
     [
         (["--chunk-tokens", "100"], "--chunk-tokens and --chunk-overlap need --chunk"),
-        (["--chunk", "--url", "http://127.0.0.1:9"], "--chunk works with a local build only"),
+        (["--chunk", "--ray", "auto"], "--chunk works with a local or --url build"),
     ],
 )
 def test_chunk_options_that_cannot_apply_are_refused(

@@ -27,3 +27,14 @@ def test_a_bad_record_is_reported_and_the_rest_are_written(client: RecordingClie
     assert summary.upserted == 3
     assert [b.line for b in summary.bad] == [4]
     assert client.get("/v1/collections/jobs").json()["count"] == 3
+
+
+def test_build_over_http_can_chunk_long_texts(client: RecordingClient) -> None:
+    long = " ".join(f"Sentence {i} is about rivers and valleys." for i in range(40))
+    items = [Record(1, "long", long, {}), Record(2, "short", "a short one", {})]
+    chunking = {"max_tokens": 32, "overlap": 4}
+    summary = build_http("http://testserver", "chunks", items, client=client, chunking=chunking)
+    assert summary.upserted == 2
+    info = client.get("/v1/collections/chunks").json()
+    assert info["chunking"] == chunking and info["count"] > 2
+    assert client.get("/v1/collections/chunks/documents/long").json()["text"] == long
