@@ -333,14 +333,14 @@ class Collection:
         self.keyword_snapshot_seq = self.seq
 
     def keyword_search(
-        self, text: str, k: int, allowed: NDArray[np.int64] | None
+        self, text: str, k: int, allowed: NDArray[np.int64] | None, field: str = "mode"
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """BM25 top-k (labels, scores) among `allowed`. Caller holds the read lock."""
         if self.keyword is None:
             raise InvalidInput(
                 f"collection {self.name!r} has no keyword index (created with "
                 "keyword_index: false): use mode 'vector'",
-                field="mode",
+                field=field,
             )
         return self.keyword.search(text, k, allowed)
 
@@ -515,7 +515,8 @@ class Collection:
     def delete(
         self, ids: list[str] | None = None, where: dict[str, Any] | None = None
     ) -> list[str]:
-        """Delete by ids and/or by metadata filter; returns the ids that existed and are gone."""
+        """Delete by ids and/or by metadata filter; returns the ids that existed and are gone
+        (a chunked document's id once, for all of its passages)."""
         if ids is None and where is None:
             raise InvalidInput("give ids or a filter", field="ids")
         self.store.check_writable()
@@ -527,17 +528,19 @@ class Collection:
                 targets |= {
                     self.id_by_label[lab] for lab, m in self.meta_by_label.items() if pred(m)
                 }
+        document = {t: t for t in targets}
         if self.passages_of:  # a chunked document goes with all of its passages
             with self.lock.read():
                 labels = [self.label_by_id[t] for t in targets if t in self.label_by_id]
-                docs = {self._document_of(lab) for lab in labels}
-                targets |= docs | {p for d in docs | targets for p in self.passages_of.get(d, ())}
-        if not targets:
+                docs = {self._document_of(lab) for lab in labels} | targets
+                for d in docs:
+                    document |= {p: d for p in self.passages_of.get(d, ())}
+        if not document:
             return []
         with self._write_mutex:
-            _, deleted = self.store.delete(sorted(targets))
+            _, deleted = self.store.delete(sorted(document))
             self.sync()
-        return deleted
+        return sorted({document[i] for i in deleted})
 
     # ---- reads ------------------------------------------------------------------------------
     def count(self) -> int:
@@ -621,7 +624,8 @@ class Collection:
                 texts.append(q.text)
                 where.append(i)
         if texts:
-            emb = self._embed(texts, [f"searches[{i}].query" for i in where])
+            pfx = "searches[{}]." if len(queries) > 1 else ""
+            emb = self._embed(texts, [f"{pfx.format(i)}query" for i in where])
             out[where] = emb
         return out
 
@@ -634,6 +638,9 @@ class Collection:
             if not isinstance(q.k, int) or not 1 <= q.k <= 10_000:
                 raise InvalidInput("k must be an integer in [1, 10000]", field=f"searches[{i}].k")
             retrieve.check_query(q, where)
+            if q.mode != "vector" and self.keyword is None:
+                self.keyword_search("", 0, None, f"{where}.mode".lstrip("."))  # refuses
+
         filters = [compile_filter(q.filter) if q.filter is not None else None for q in queries]
         vectors = self.query_vectors(queries)
         self.sync()

@@ -14,7 +14,15 @@ import pydantic_core
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response as HTTPResponse
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    StrictFloat,
+)
 
 from indexer import DocumentIn as EngineDocument
 from indexer import Hit, Query, Settings
@@ -118,7 +126,9 @@ class CreateCollectionRequest(Request):
     keyword_index: bool = Field(
         True, description="keep a BM25 keyword index of the texts (search modes keyword, hybrid)"
     )
-    chunking: bool | ChunkingSpec | None = Field(
+    # validated by the engine, which names the field (`chunking.max_tokens`); pydantic would
+    # name the union branch it tried (`chunking.bool`)
+    chunking: SkipValidation[bool | ChunkingSpec | None] = Field(
         None,
         description="split texts longer than the model takes into passages (true: the model's "
         "limit and 32 tokens of overlap); search with group_by_document for one hit per document",

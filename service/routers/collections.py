@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import APIRouter, Response
 
 from indexer.errors import InvalidInput
 from service.deps import EngineDep, SettingsDep
 from service.models import (
-    ChunkingSpec,
     CollectionListResponse,
     CollectionResponse,
     CreateCollectionRequest,
@@ -36,7 +36,7 @@ def create_collection(
     existing collection of the same spec is returned (200)."""
     check_embedder(req.embedder, settings.embedder)
     existed = req.get_or_create and (engine.data_dir / req.name / "manifest.json").exists()
-    chunking = req.chunking.to_engine() if isinstance(req.chunking, ChunkingSpec) else req.chunking
+    chunking: Any = req.chunking  # a dict or a bool, as sent: the engine validates it
     col = engine.create_collection(
         req.name,
         req.metric,
