@@ -56,7 +56,7 @@ EVAL := $(BIN)/python -m indexer.evaluation
 eval: $(STAMP)  ## full evaluation runs (not in CI)
 	@mkdir -p $(EVAL_OUT)
 	$(EVAL) sts $(SHARED_DATA)/stsbenchmark/sts-test.csv --out $(EVAL_OUT)/eval-sts.json
-	$(EVAL) retrieval $(SHARED_DATA)/scifact --split train --index all \
+	$(EVAL) retrieval $(SHARED_DATA)/scifact --split train --index all --modes all \
 	  --out $(EVAL_OUT)/eval-retrieval.json
 	$(EVAL) analogy $(SHARED_DATA)/bats_3.0 --out $(EVAL_OUT)/eval-analogy.json
 	$(EVAL) wordsim $(SHARED_DATA)/men/MEN_dataset_natural_form_full \

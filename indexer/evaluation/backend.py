@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +36,59 @@ class Retrieved:
     build_seconds: float  # filling the collection and building its index
     corpus_embed_seconds: float  # embedding the corpus (0 when it came from the cache)
     collection: dict[str, Any] = field(default_factory=dict)  # the collection's description
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way of searching the reference collection, as a row of the retrieval table."""
+
+    name: str  # the row's label
+    mode: str = "vector"  # Query.mode: vector | keyword | hybrid
+    fusion: str = "rrf"  # hybrid: rrf | convex
+    alpha: float = 0.5  # convex: weight of the vector side
+    rrf_k: int = 60
+    chunked: bool = False  # search passages, one hit per document (group_by_document)
+
+    @property
+    def single(self) -> bool:
+        """Vector or keyword alone on whole documents: what a fusion must beat."""
+        return self.mode != "hybrid" and not self.chunked
+
+    def request(self, text: str, k: int) -> dict[str, Any]:
+        """The same search as a `search/batch` entry (the server embeds the text)."""
+        body: dict[str, Any] = {"query": text, "k": k}
+        if self.mode != "vector":
+            body["mode"] = self.mode
+        if self.mode == "hybrid":
+            body.update(fusion=self.fusion, alpha=self.alpha, rrf_k=self.rrf_k)
+        if self.chunked:
+            body["group_by_document"] = True
+        return body
+
+    def query(self, text: str, vector: NDArray[np.float32], k: int) -> Query:
+        return Query(
+            text=text if self.mode != "vector" else None,
+            vector=vector if self.mode != "keyword" else None,
+            k=k,
+            mode=self.mode,
+            fusion=self.fusion,
+            alpha=self.alpha,
+            rrf_k=self.rrf_k,
+            group_by_document=self.chunked,
+        )
+
+
+# `--modes` names -> modes. "vector" is the reference row every index kind already gives.
+MODES: dict[str, Mode] = {
+    "vector": Mode("vector"),
+    "keyword": Mode("keyword", mode="keyword"),
+    "rrf": Mode("hybrid rrf", mode="hybrid", fusion="rrf"),
+    "convex": Mode("hybrid convex 0.5", mode="hybrid", fusion="convex", alpha=0.5),
+    "chunks": Mode("vector, chunked", chunked=True),
+    "rrf-chunks": Mode("hybrid rrf, chunked", mode="hybrid", fusion="rrf", chunked=True),
+}
+# Passages of at most the model's limit of word pieces, consecutive ones sharing up to 32.
+PASSAGE_OVERLAP = 32
 
 
 class Backend(Protocol):
@@ -68,6 +121,24 @@ class Backend(Protocol):
         k: int,
     ) -> Retrieved:
         """Index `corpus` in a fresh collection of this metric and kind, search every query."""
+        ...
+
+    def supports(self, mode: Mode) -> bool:
+        """Whether `retrieve_modes` can search in this mode."""
+        ...
+
+    def retrieve_modes(
+        self,
+        dataset: str,
+        corpus: dict[str, str],
+        queries: list[str],
+        metric: str,
+        index: str,
+        params: dict[str, Any] | None,
+        k: int,
+        modes: Sequence[Mode],
+    ) -> list[Retrieved]:
+        """As `retrieve`, once per mode (whole-document modes share one fresh collection)."""
         ...
 
 
@@ -208,29 +279,108 @@ class EngineBackend:
         params: dict[str, Any] | None,
         k: int,
     ) -> Retrieved:
+        return self.retrieve_modes(dataset, corpus, queries, metric, index, params, k)[0]
+
+    def supports(self, mode: Mode) -> bool:
+        return True
+
+    def retrieve_modes(
+        self,
+        dataset: str,
+        corpus: dict[str, str],
+        queries: list[str],
+        metric: str,
+        index: str,
+        params: dict[str, Any] | None,
+        k: int,
+        modes: Sequence[Mode] = (MODES["vector"],),
+    ) -> list[Retrieved]:
+        """Search every query in each mode: whole-document modes on one fresh collection of this
+        metric and kind, filled from the cached vectors (its keyword index built as it fills);
+        chunked modes on the cached passage collection (flat cosine)."""
         vectors, corpus_seconds = self.corpus_vectors(dataset, corpus)
         Q, query_seconds = self._query_vectors(queries)
-        name = collection_name(dataset, metric, index)
-        with contextlib.suppress(CollectionNotFound):
-            self.engine.drop_collection(name)  # a fresh index every run
-        t0 = time.perf_counter()
-        col = self.engine.create_collection(name, metric=metric, index=index, params=params)
-        ids = list(vectors)
-        for s in chunks(len(ids), UPLOAD_BATCH):  # as a batch job fills a collection
-            col.upsert([DocumentIn(id=d, text=corpus[d], vector=vectors[d]) for d in ids[s]])
-        build_seconds = time.perf_counter() - t0
-        try:
-            ranked: list[list[str]] = []
-            col.search(Query(vector=Q[0], k=k))  # warm-up: first-call costs are not per query
+        out: dict[Mode, Retrieved] = {}
+        whole = [m for m in modes if not m.chunked]
+        if whole:
+            name = collection_name(dataset, metric, index)
+            with contextlib.suppress(CollectionNotFound):
+                self.engine.drop_collection(name)  # a fresh index every run
             t0 = time.perf_counter()
-            for s in chunks(len(queries), 100):
-                hits = col.search_batch([Query(vector=v, k=k) for v in Q[s]])
-                ranked.extend([h.id for h in row] for row in hits)
-            search_seconds = time.perf_counter() - t0
+            col = self.engine.create_collection(name, metric=metric, index=index, params=params)
+            ids = list(vectors)
+            for s in chunks(len(ids), UPLOAD_BATCH):  # as a batch job fills a collection
+                col.upsert([DocumentIn(id=d, text=corpus[d], vector=vectors[d]) for d in ids[s]])
+            build_seconds = time.perf_counter() - t0
+            try:
+                described = col.describe()
+                for i, mode in enumerate(whole):
+                    ranked, seconds = self._search(col, mode, queries, Q, k)
+                    out[mode] = Retrieved(
+                        ranked,
+                        seconds,
+                        query_seconds if mode.mode != "keyword" else 0.0,
+                        build_seconds,
+                        corpus_seconds if i == 0 else 0.0,
+                        described,
+                    )
+            finally:
+                if not self.keep:
+                    self.engine.drop_collection(name)
+        chunked = [m for m in modes if m.chunked]
+        if chunked:
+            col, passage_seconds = self.passage_collection(dataset, corpus)
             described = col.describe()
-        finally:
-            if not self.keep:
-                self.engine.drop_collection(name)
-        return Retrieved(
-            ranked, search_seconds, query_seconds, build_seconds, corpus_seconds, described
+            for i, mode in enumerate(chunked):
+                ranked, seconds = self._search(col, mode, queries, Q, k)
+                out[mode] = Retrieved(
+                    ranked,
+                    seconds,
+                    query_seconds if mode.mode != "keyword" else 0.0,
+                    0.0,  # kept between runs, like the embedded corpus
+                    passage_seconds if i == 0 else 0.0,
+                    described,
+                )
+        return [out[m] for m in modes]
+
+    def _search(
+        self, col: Collection, mode: Mode, queries: list[str], Q: NDArray[np.float32], k: int
+    ) -> tuple[list[list[str]], float]:
+        """Each query's hit ids, best first, and the seconds all the searches took."""
+        col.search(mode.query(queries[0], Q[0], k))  # warm-up: first-call costs are not per query
+        ranked: list[list[str]] = []
+        t0 = time.perf_counter()
+        for s in chunks(len(queries), 100):
+            batch = [mode.query(t, v, k) for t, v in zip(queries[s], Q[s], strict=True)]
+            ranked.extend([h.id for h in row] for row in col.search_batch(batch))
+        return ranked, time.perf_counter() - t0
+
+    def passage_collection(self, dataset: str, corpus: dict[str, str]) -> tuple[Collection, float]:
+        """The corpus split into passages of at most the model's limit of tokens (sharing up to
+        PASSAGE_OVERLAP), each embedded, in `eval-<dataset>-<embedder>-passages-<max>-<overlap>`:
+        kept between runs like the whole-document vectors. Returns (collection, seconds spent
+        embedding)."""
+        max_tokens = int(getattr(self.engine.embedder(), "max_tokens", 256))
+        col = self.cache.create_collection(
+            collection_name(
+                dataset, self.embedder, "passages", str(max_tokens), str(PASSAGE_OVERLAP)
+            ),
+            metric="cosine",
+            index="flat",
+            embedder=self.embedder,
+            chunking={"max_tokens": max_tokens, "overlap": PASSAGE_OVERLAP},
+            exist_ok=True,
         )
+        ids = sorted(corpus)
+        t0, embedded = time.perf_counter(), 0
+        bar = self.progress(len(ids), f"embedding {dataset} passages", "doc")
+        for s in chunks(len(ids), 64):
+            done = col.upsert(
+                [DocumentIn(id=d, text=corpus[d]) for d in ids[s]], skip_unchanged=True
+            )
+            embedded += done["upserted"]
+            if bar is not None:
+                bar.update(s.stop - s.start)
+        if bar is not None:
+            bar.close()
+        return col, time.perf_counter() - t0 if embedded else 0.0

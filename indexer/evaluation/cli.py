@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import VPError
 from ..index import KINDS, METRICS
 from .analogy import METHODS
-from .backend import Backend, EngineBackend, ProgressFactory, no_progress
+from .backend import MODES, Backend, EngineBackend, ProgressFactory, no_progress
 from .report import EvalResult
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
@@ -110,6 +110,13 @@ def make_parser(prog: str = PROG) -> argparse.ArgumentParser:
         type=_csv(KINDS, "all"),
         default=["flat"],
         help="comma-separated index kinds, or all (default flat; the first is the reference)",
+    )
+    ret.add_argument(
+        "--modes",
+        type=_csv(list(MODES), "all"),
+        default=["vector"],
+        help="search modes on the first kind, comma-separated, or all (engine only; default "
+        "vector): " + ", ".join(MODES),
     )
     ret.add_argument("--k", type=_positive, default=100, help="hits per query, for recall@k")
     ret.add_argument("--params", type=json.loads, help='index params as JSON, e.g. {"M": 16}')
@@ -205,6 +212,7 @@ def run(args: argparse.Namespace, backend: Backend) -> EvalResult:
         queries=args.queries,
         distractors=args.distractors,
         seed=args.seed,
+        modes=args.modes,
     )
 
 

@@ -16,13 +16,23 @@ one), or builds its own from a URL.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import VPError
-from .backend import UPLOAD_BATCH, ProgressFactory, Retrieved, chunks, collection_name, no_progress
+from .backend import (
+    MODES,
+    UPLOAD_BATCH,
+    Mode,
+    ProgressFactory,
+    Retrieved,
+    chunks,
+    collection_name,
+    no_progress,
+)
 
 MAX_SIMILARITY_PAIRS = 128  # the service takes at most 256 texts per similarity request
 EMBED_BATCH = 512
@@ -204,6 +214,28 @@ class HttpBackend:
         params: dict[str, Any] | None,
         k: int,
     ) -> Retrieved:
+        return self.retrieve_modes(
+            dataset, corpus, queries, metric, index, params, k, [MODES["vector"]]
+        )[0]
+
+    def supports(self, mode: Mode) -> bool:
+        # chunked modes would have the server embed every passage of the corpus once more
+        # (about as long as the corpus itself): run them through the engine
+        return not mode.chunked
+
+    def retrieve_modes(
+        self,
+        dataset: str,
+        corpus: dict[str, str],
+        queries: list[str],
+        metric: str,
+        index: str,
+        params: dict[str, Any] | None,
+        k: int,
+        modes: Sequence[Mode],
+    ) -> list[Retrieved]:
+        if not all(self.supports(m) for m in modes):
+            raise RemoteError("chunked modes are evaluated through the engine only", field="modes")
         vectors, corpus_seconds = self.corpus_vectors(dataset, corpus)
         name = collection_name(dataset, metric, index)
         spec: dict[str, Any] = {"metric": metric, "index": index}
@@ -216,26 +248,43 @@ class HttpBackend:
             docs = [{"id": d, "text": corpus[d], "vector": vectors[d]} for d in ids[s]]
             self._call("PUT", f"/v1/collections/{name}/documents", json={"documents": docs})
         build_seconds = time.perf_counter() - t0
+        out: list[Retrieved] = []
         try:
-            ranked: list[list[str]] = []
-            bar = self._bar(len(queries), f"searching {metric}/{index}", "query")
-            search = f"/v1/collections/{name}/search"
-            self._call("POST", search, json={"query": queries[0], "k": k})  # warm-up
-            t0 = time.perf_counter()
-            for s in chunks(len(queries), SEARCH_BATCH):
-                body = self._call(
-                    "POST",
-                    f"/v1/collections/{name}/search/batch",
-                    json={"searches": [{"query": q, "k": k} for q in queries[s]]},
+            for i, mode in enumerate(modes):
+                ranked, search_seconds = self._search(name, mode, queries, k)
+                described = self._call("GET", f"/v1/collections/{name}")
+                out.append(
+                    Retrieved(
+                        ranked,
+                        search_seconds,
+                        0.0,
+                        build_seconds,
+                        corpus_seconds if i == 0 else 0.0,
+                        described,
+                    )
                 )
-                ranked.extend([h["id"] for h in r["hits"]] for r in body["results"])
-                if bar is not None:
-                    bar.update(s.stop - s.start)
-            search_seconds = time.perf_counter() - t0
-            if bar is not None:
-                bar.close()
-            described = self._call("GET", f"/v1/collections/{name}")
         finally:
             if not self.keep:
                 self._call("DELETE", f"/v1/collections/{name}")
-        return Retrieved(ranked, search_seconds, 0.0, build_seconds, corpus_seconds, described)
+        return out
+
+    def _search(
+        self, name: str, mode: Mode, queries: list[str], k: int
+    ) -> tuple[list[list[str]], float]:
+        ranked: list[list[str]] = []
+        bar = self._bar(len(queries), f"searching {name} ({mode.name})", "query")
+        self._call("POST", f"/v1/collections/{name}/search", json=mode.request(queries[0], k))
+        t0 = time.perf_counter()
+        for s in chunks(len(queries), SEARCH_BATCH):
+            body = self._call(
+                "POST",
+                f"/v1/collections/{name}/search/batch",
+                json={"searches": [mode.request(q, k) for q in queries[s]]},
+            )
+            ranked.extend([h["id"] for h in r["hits"]] for r in body["results"])
+            if bar is not None:
+                bar.update(s.stop - s.start)
+        seconds = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        return ranked, seconds

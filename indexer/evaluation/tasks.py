@@ -17,7 +17,7 @@ import numpy as np
 from ..engine import Engine
 from . import metrics
 from .analogy import METHODS, top_candidates
-from .backend import Backend, EngineBackend
+from .backend import MODES, Backend, EngineBackend, Mode, Retrieved
 from .loaders import load_analogies, load_beir, load_sts, load_word_pairs
 from .report import EvalResult
 
@@ -32,6 +32,7 @@ PUBLISHED: dict[tuple[str, str], tuple[dict[str, float], str]] = {
     ("wordsim", "MEN_dataset_natural_form_full"): ({"spearman": 0.76}, "MEN, 3,000 pairs"),
 }
 PUBLISHED_EMBEDDER = "all-MiniLM-L6-v2"
+MODES_BY_NAME = {m.name: m for m in MODES.values()}
 
 
 def as_backend(target: Backend | Engine) -> Backend:
@@ -132,26 +133,34 @@ def evaluate_retrieval(
     queries: int | None = None,
     distractors: int | None = None,
     seed: int = 0,
+    modes: list[str] | None = None,
 ) -> EvalResult:
     """Index the corpus once per (metric, index kind), search every query, score the rankings.
 
     `kinds` defaults to [("cosine", "flat")]; the first is the reference the others are
-    compared with (Δ nDCG@10). `queries` / `distractors` take a sample: that many queries, all
-    their judged documents, and that many other documents.
+    compared with (Δ nDCG@10). `modes` (names of `MODES`, default just "vector") adds a row per
+    search mode on the reference collection: keyword (BM25), hybrid RRF or convex fusion, and
+    chunked (passages, one hit per document); each row also gives its nDCG@10 minus that of the
+    best single mode (vector or keyword on whole documents). Modes other than vector are
+    engine-only for now. `queries` / `distractors` take a sample: that many queries, all their
+    judged documents, and that many other documents.
     """
     backend, folder = as_backend(target), Path(folder)
     kinds = kinds or [("cosine", "flat")]
+    wanted = [MODES[m] for m in modes or ["vector"]]
+    extra = [m for m in wanted if m != MODES["vector"]]
     k = max(k, 10)
     t0 = time.perf_counter()
     full = load_beir(folder, split)
     data = full.sample(queries, distractors, seed)
     qids = sorted(data.queries)
     texts = [data.queries[q] for q in qids]
+    notes: list[str] = []
+    by_mode: list[tuple[Mode, Retrieved]] = []
     rows: list[dict[str, Any]] = []
     corpus_seconds = 0.0
-    for metric, kind in kinds:
-        got = backend.retrieve(data.name, data.corpus, texts, metric, kind, params, k)
-        corpus_seconds += got.corpus_embed_seconds
+
+    def row(metric: str, kind: str, mode: Mode, got: Retrieved) -> dict[str, Any]:
         per_query = [
             (
                 metrics.ndcg_at_k(ranked, data.qrels[q], 10),
@@ -162,23 +171,47 @@ def evaluate_retrieval(
         ]
         ndcg, recall, mrr = (float(np.mean(col)) for col in zip(*per_query, strict=True))
         n = len(qids)
-        rows.append(
-            {
-                "metric": metric,
-                "index": kind,
-                "ndcg@10": ndcg,
-                "delta": ndcg - rows[0]["ndcg@10"] if rows else 0.0,
-                f"recall@{k}": recall,
-                "mrr@10": mrr,
-                "ms/query": 1000 * (got.search_seconds + got.query_embed_seconds) / n,
-                "search ms/query": 1000 * got.search_seconds / n
-                if got.query_embed_seconds
-                else None,
-                "build s": got.build_seconds,
-                "ann": (got.collection.get("ann") or {}).get("built"),
-            }
+        return {
+            "metric": metric,
+            "index": kind,
+            "mode": mode.name,
+            "ndcg@10": ndcg,
+            "delta": ndcg - rows[0]["ndcg@10"] if rows else 0.0,
+            f"recall@{k}": recall,
+            "mrr@10": mrr,
+            "ms/query": 1000 * (got.search_seconds + got.query_embed_seconds) / n,
+            "search ms/query": 1000 * got.search_seconds / n if backend.via == "engine" else None,
+            "build s": got.build_seconds if not mode.chunked else None,
+            "ann": (got.collection.get("ann") or {}).get("built"),
+        }
+
+    runnable = [m for m in extra if backend.supports(m)]
+    for i, (metric, kind) in enumerate(kinds):
+        if i == 0 and runnable:
+            ref, *others = backend.retrieve_modes(
+                data.name, data.corpus, texts, metric, kind, params, k, [MODES["vector"], *runnable]
+            )
+            by_mode = list(zip(runnable, others, strict=True))
+        else:
+            ref = backend.retrieve(data.name, data.corpus, texts, metric, kind, params, k)
+        corpus_seconds += ref.corpus_embed_seconds
+        rows.append(row(metric, kind, MODES["vector"], ref))
+    for mode, got in by_mode:
+        corpus_seconds += got.corpus_embed_seconds
+        metric, kind = ("cosine", "flat") if mode.chunked else kinds[0]
+        rows.append(row(metric, kind, mode, got))
+        if mode.chunked and "chunking" not in " ".join(notes):
+            notes.append(_chunking_note(got.collection, len(data.corpus)))
+    singles = [r for r in rows[:1] + rows[len(kinds) :] if MODES_BY_NAME[r["mode"]].single]
+    if by_mode:
+        best = max(singles, key=lambda r: r["ndcg@10"])
+        for r in rows[:1] + rows[len(kinds) :]:
+            r["vs best single"] = r["ndcg@10"] - best["ndcg@10"]
+        notes.append(
+            f"vs best single = nDCG@10 minus that of the best single mode ({best['mode']})"
         )
-    notes = []
+    if left_out := [m.name for m in extra if m not in runnable]:
+        notes.append(f"{'; '.join(left_out)}: through the engine only, left out here")
     if len(data.queries) < len(full.queries) or len(data.corpus) < len(full.corpus):
         notes.append(
             f"a sample: {len(data.queries)} of {len(full.queries)} queries, "
@@ -187,11 +220,12 @@ def evaluate_retrieval(
     notes += [f"{v} {what} left out" for what, v in data.skipped.items() if v]
     if corpus_seconds:
         notes.append(f"embedding the corpus took {corpus_seconds:.1f} s (cached for next time)")
-    if len(kinds) > 1:
+    if len(kinds) > 1 or by_mode:
         notes.append(f"delta = nDCG@10 minus that of {kinds[0][0]}/{kinds[0][1]}")
     if backend.via != "engine":
         notes.append("ms/query over HTTP is end to end (the server embeds each query)")
     first = rows[0]
+    mode_columns = ["mode"] if by_mode else []
     return EvalResult(
         task="retrieval",
         dataset=f"{folder} ({split})",
@@ -202,8 +236,10 @@ def evaluate_retrieval(
         columns=[
             "metric",
             "index",
+            *mode_columns,
             "ndcg@10",
             "delta",
+            *(["vs best single"] if by_mode else []),
             f"recall@{k}",
             "mrr@10",
             "ms/query",
@@ -213,6 +249,15 @@ def evaluate_retrieval(
         rows=rows,
         seconds=time.perf_counter() - t0,
         notes=notes,
+    )
+
+
+def _chunking_note(described: dict[str, Any], documents: int) -> str:
+    spec = described.get("chunking") or {}
+    return (
+        f"chunked: passages of at most {spec.get('max_tokens', '?')} tokens sharing up to "
+        f"{spec.get('overlap', '?')}, {described.get('count', '?')} rows for {documents} "
+        "documents; one hit per document (its best passage); ranked among the best 5k passages"
     )
 
 

@@ -20,6 +20,7 @@ from indexer.evaluation import (
     evaluate_sts,
     evaluate_wordsim,
 )
+from indexer.evaluation.backend import MODES
 from indexer.evaluation.cli import main
 from indexer.evaluation.remote import HttpBackend, RemoteError
 
@@ -51,20 +52,25 @@ def sts_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def beir_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "tiny-beir"
+def write_beir(
+    folder: Path, corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, str]
+) -> Path:
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text(
-        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in TOPICS.items())
+        "".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in corpus.items())
     )
     (folder / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in QUERIES.items())
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
     )
     (folder / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in QRELS.items())
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels.items())
     )
     return folder
+
+
+@pytest.fixture
+def beir_folder(tmp_path: Path) -> Path:
+    return write_beir(tmp_path / "tiny-beir", TOPICS, QUERIES, QRELS)
 
 
 @pytest.fixture
@@ -136,6 +142,57 @@ def test_retrieval_engine_every_kind_then_http(
     assert names == ["eval-tiny-beir-hash-384-vectors"]
 
 
+# 360 words of filler, then the answer: past the hash embedder's 256-word passage budget
+LONG = " ".join(["Alpha beta gamma delta epsilon zeta."] * 60) + " Volcanoes erupt molten lava."
+
+
+def test_retrieval_every_mode_through_the_engine_and_over_http(
+    engine: Engine, tmp_path: Path, serve: Callable[[str], Any]
+) -> None:
+    folder = write_beir(
+        tmp_path / "modes-beir",
+        {**TOPICS, "d7": LONG},
+        {**QUERIES, "q4": "volcanoes erupt lava"},
+        {**QRELS, "q4": "d7"},
+    )
+    result = evaluate_retrieval(folder, engine, k=5, modes=list(MODES))
+    assert [(r["mode"], r["index"]) for r in result.rows] == [
+        ("vector", "flat"),
+        ("keyword", "flat"),
+        ("hybrid rrf", "flat"),
+        ("hybrid convex 0.5", "flat"),
+        ("vector, chunked", "flat"),
+        ("hybrid rrf, chunked", "flat"),
+    ]
+    assert "mode" in result.columns and "vs best single" in result.columns
+    for row in result.rows:  # every mode finds each query's document first, d7 by its last words
+        assert row["ndcg@10"] == pytest.approx(1.0) and row["mrr@10"] == pytest.approx(1.0)
+        assert row["vs best single"] == pytest.approx(0.0) and row["search ms/query"] > 0
+    keyword = result.rows[1]
+    assert keyword["ms/query"] == keyword["search ms/query"]  # BM25 embeds no query
+    assert any(n.startswith("chunked: passages of at most 256 tokens") for n in result.notes)
+    # both embedded forms of the corpus are kept; the passages hold d7 as several rows
+    kept = {c["name"]: c for c in engine.list_collections()}
+    assert set(kept) == {
+        "eval-modes-beir-hash-384-vectors",
+        "eval-modes-beir-hash-384-passages-256-32",
+    }
+    passages = engine.collection("eval-modes-beir-hash-384-passages-256-32")
+    assert passages.count() > 7
+    seq = passages.describe()["seq"]
+    again = evaluate_retrieval(folder, engine, k=5, modes=["chunks"])
+    assert passages.describe()["seq"] == seq  # the second run writes (and embeds) nothing
+    assert [r["mode"] for r in again.rows] == ["vector", "vector, chunked"]
+
+    remote = HttpBackend(client=serve("hash-384"))
+    served = evaluate_retrieval(folder, remote, k=5, modes=["keyword", "convex", "chunks"])
+    assert [r["mode"] for r in served.rows] == ["vector", "keyword", "hybrid convex 0.5"]
+    for here, there in zip(result.rows[:2], served.rows, strict=False):
+        assert there["ndcg@10"] == pytest.approx(here["ndcg@10"])
+    assert served.rows[2]["ndcg@10"] == pytest.approx(result.rows[3]["ndcg@10"])
+    assert "vector, chunked: through the engine only, left out here" in served.notes
+
+
 def test_retrieval_keep_leaves_the_collection(engine: Engine, beir_folder: Path) -> None:
     evaluate_retrieval(beir_folder, EngineBackend(engine, keep=True), kinds=[("cosine", "hnsw")])
     names = {c["name"] for c in engine.list_collections()}
@@ -203,6 +260,11 @@ def test_cli_json_for_each_task(
     assert main(cli(tmp_path, "retrieval", str(beir_folder), "--index", "flat,hnsw", "--json")) == 0
     body = json.loads(capsys.readouterr().out)
     assert [r["index"] for r in body["rows"]] == ["flat", "hnsw"]
+    assert (
+        main(cli(tmp_path, "retrieval", str(beir_folder), "--modes", "keyword,rrf", "--json")) == 0
+    )
+    body = json.loads(capsys.readouterr().out)
+    assert [r["mode"] for r in body["rows"]] == ["vector", "keyword", "hybrid rrf"]
     assert main(cli(tmp_path, "analogy", str(google_file), "--methods", "3cosmul", "--json")) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["columns"] == ["section", "questions", "3cosmul"]
@@ -218,6 +280,7 @@ def test_cli_json_for_each_task(
         (["sts", "missing.tsv"], "no such file"),
         (["retrieval", ".", "--index", "flat,btree"], "choose from"),
         (["retrieval", ".", "--distractors", "5"], "--distractors needs --queries"),
+        (["retrieval", ".", "--modes", "vector,splade"], "choose from"),
         (["analogy", "missing.txt", "--url", "http://127.0.0.1:9"], "cannot reach|no such file"),
         (["sts", "x", "--limit", "0"], "not a positive integer"),
     ],
