@@ -95,9 +95,19 @@
     return collections.length > 0;
   }
 
-  async function runSearch() {
-    const name = $("search-collection").value;
-    if (!name) throw new Error("no collection yet: create one with PUT /v1/collections");
+  const RRF_K = 60; // sent with every rrf search, so the sums shown are the server's
+  const slider = (id) => Number($(id).value) / 100;
+  const diversity = () => slider("search-diversity") || null; // 0: off, not sent
+
+  function showSearchOptions() {
+    const hybrid = $("search-mode").value === "hybrid";
+    $("search-fusion-box").hidden = !hybrid;
+    $("search-alpha-box").hidden = !(hybrid && $("search-fusion").value === "convex");
+    $("search-alpha-value").textContent = slider("search-alpha").toFixed(2);
+    $("search-diversity-value").textContent = diversity() === null ? "off" : diversity().toFixed(2);
+  }
+
+  function searchBody() {
     const body = { query: $("search-query").value, k: Number($("search-k").value) || 5 };
     const filter = $("search-filter").value.trim();
     if (filter) {
@@ -105,29 +115,114 @@
         throw new ApiError(400, { error: "invalid_input", detail: `filter is not JSON (${e.message})` });
       }
     }
+    body.mode = $("search-mode").value;
+    if (body.mode === "hybrid") {
+      body.fusion = $("search-fusion").value;
+      if (body.fusion === "rrf") body.rrf_k = RRF_K;
+      else body.alpha = slider("search-alpha");
+    }
+    if (diversity() !== null) body.diversity = diversity();
+    if ($("search-group").checked) body.group_by_document = true;
+    return body;
+  }
+
+  let searchSeq = 0;
+
+  async function runSearch() {
+    const name = $("search-collection").value;
+    if (!name) throw new Error("no collection yet: create one with PUT /v1/collections");
+    const body = searchBody();
+    const seq = ++searchSeq;
     const t0 = performance.now();
     const r = await postJSON(`/v1/collections/${encodeURIComponent(name)}/search`, body);
     const ms = performance.now() - t0;
-    const how = r.higher_is_better ? "higher is closer" : "a distance: lower is closer";
+    if (seq !== searchSeq) return; // a newer search already asked
+    const how = {
+      vector: `metric ${r.metric} (${closeness(r)})`,
+      keyword: "BM25 keyword scores (higher is better)",
+      hybrid: `${body.fusion} fusion of ${r.metric} and BM25 (higher is better)`,
+    }[body.mode];
     $("search-summary").textContent =
-      `${r.hits.length} hits from ${name} · metric ${r.metric} (${how}) · ${ms.toFixed(0)} ms`;
-    renderHits(r);
+      `${r.hits.length} hits from ${name} · ${how} · ${ms.toFixed(0)} ms`;
+    renderHits(r, body);
+    $("search-math").textContent = searchMath(r, body);
   }
 
-  function renderHits(r) {
+  const closeness = (r) => (r.higher_is_better ? "higher is closer" : "a distance: lower is closer");
+  const rrfSum = (h) => [h.vector_rank, h.keyword_rank].filter((x) => x !== undefined)
+    .map((x) => `1/(${RRF_K} + ${x})`).join(" + ");
+
+  function renderHits(r, body) {
+    const higher = body.mode !== "vector" || r.higher_is_better; // BM25 and fused: higher is better
     const scores = r.hits.map((h) => h.score);
-    const best = r.higher_is_better ? Math.max(...scores, 1e-9) : Math.min(...scores);
-    const width = (s) => (r.higher_is_better ? Math.max(0, s) / best : (best + 1e-6) / (s + 1e-6));
+    const best = higher ? Math.max(...scores, 1e-9) : Math.min(...scores);
+    const width = (s) => (higher ? Math.max(0, s) / best : (best + 1e-6) / (s + 1e-6));
+    const hybrid = body.mode === "hybrid";
+    const rrf = hybrid && body.fusion === "rrf";
+    const passages = r.hits.some((h) => h.passage || h.passages_matched !== undefined);
+    const side = (name, rank, score) => (rank === undefined
+      ? el("td", { class: `num ${name} missed`, title: "not in this side's candidates", text: "–" })
+      : el("td", { class: `num ${name}` }, el("span", { class: "rank", text: `#${rank}` }), " ",
+        el("span", { class: "val", text: fmt(score, 4) })));
     const rows = r.hits.map((h, i) => el("tr", { data: { id: h.id } },
       el("td", { class: "num", text: String(i + 1) }),
-      el("td", { class: "num score" },
+      el("td", { class: "num score", title: rrf ? `${rrfSum(h)} = ${h.score}` : String(h.score) },
         el("span", { class: "scorebar", style: { width: `${Math.round(60 * width(h.score))}px` } }),
-        fmt(h.score, 4)),
+        el("span", { class: "val", text: fmt(h.score, 4) }),
+        ...(rrf ? [el("span", { class: "why", text: `= ${rrfSum(h)}` })] : [])),
+      ...(hybrid ? [side("vector", h.vector_rank, h.vector_score),
+        side("keyword", h.keyword_rank, h.keyword_score)] : []),
       el("td", { class: "id", text: h.id }),
+      ...(passages ? [el("td", { class: "num passage", ...passageText(h) })] : []),
       el("td", { class: "text", text: h.text ?? "" }),
       el("td", { class: "meta", text: JSON.stringify(h.metadata) })));
-    const head = el("tr", {}, ...["#", "score", "id", "text", "metadata"].map((t) => el("th", { text: t })));
+    const names = ["#", hybrid ? "fused score" : "score",
+      ...(hybrid ? [`vector # · ${r.metric}`, "keyword # · BM25"] : []),
+      "id", ...(passages ? ["passage · chars"] : []), "text", "metadata"];
+    const head = el("tr", {}, ...names.map((t) => el("th", { text: t })));
     $("search-results").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+  }
+
+  function passageText(h) {
+    const p = h.passage;
+    const matched = h.passages_matched === undefined ? "" : ` · ${h.passages_matched} matched`;
+    if (!p) return { text: `whole${matched}`, title: "the whole text: short enough for one row" };
+    return { text: `#${p.index} · ${p.start}–${p.end}${matched}`,
+      title: `passage ${p.id}: characters ${p.start}–${p.end} of document ${p.document}` };
+  }
+
+  function searchMath(r, body) {
+    const lines = [];
+    if (body.mode === "vector") {
+      lines.push(`score = ${r.metric}(query vector, document vector), ${closeness(r)}.`);
+    } else if (body.mode === "keyword") {
+      lines.push("score = BM25 = Σ over the query's words t found in the text of idf(t) · tf / " +
+        "(tf + 1.5 · (0.25 + 0.75 · length / average length)), idf(t) = ln(1 + (N − df + 0.5) / " +
+        "(df + 0.5)): rare words count more, repeats less and less, long texts are discounted " +
+        "(words lower-cased and stemmed, stop words dropped); a text with none of them is no hit.");
+    } else if (body.fusion === "rrf") {
+      lines.push(`score = 1/(${RRF_K} + vector rank) + 1/(${RRF_K} + keyword rank), ranks from 1 ` +
+        "among each side's candidates; a side that missed the hit (–) adds nothing, so only ranks " +
+        "matter and the two score scales never meet. Under each score: its own sum (hover for " +
+        "all the digits).");
+    } else {
+      const a = body.alpha.toFixed(2);
+      lines.push(`score = ${a} · v′ + ${(1 - body.alpha).toFixed(2)} · k′, where v′ = (vector ` +
+        "score − worst) / (best − worst) over the vector side's candidates (its best 100 or more, " +
+        "not only the hits shown), k′ likewise for BM25, and a side that missed the hit (–) gives " +
+        "it 0.");
+    }
+    if (body.diversity !== undefined) {
+      lines.push(`MMR, diversity ${body.diversity.toFixed(2)}: each next hit is the candidate with ` +
+        `the highest ${(1 - body.diversity).toFixed(2)} · relevance − ${body.diversity.toFixed(2)} · ` +
+        "(its highest cosine to the hits above); each keeps its own score, so the list need not " +
+        "be sorted by it.");
+    }
+    if (body.group_by_document) {
+      lines.push("One hit per document: its best passage, and how many of its passages were " +
+        "among the candidates.");
+    }
+    return r.hits.length ? lines.join(" ") : "";
   }
 
   // ---- analogy ---------------------------------------------------------------------------
@@ -456,6 +551,11 @@
     });
     onSubmit("search-form", "search", runSearch);
     $("search-collection").addEventListener("change", () => guarded("search", runSearch));
+    for (const id of ["search-mode", "search-fusion", "search-alpha", "search-diversity",
+      "search-group"]) {
+      $(id).addEventListener("input", showSearchOptions);
+      $(id).addEventListener("change", () => guarded("search", runSearch));
+    }
     onSubmit("analogy-form", "analogy", runAnalogy);
     onSubmit("similarity-form", "similarity", runSimilarity);
     $("similarity-measure").addEventListener("change", renderSimilarity);
@@ -467,6 +567,7 @@
     onSubmit("descent-form", "descent", runDescent);
     $("descent-surface").addEventListener("change", () => guarded("descent", runDescent));
     $("descent-plot-optimizer").addEventListener("change", () => guarded("descent", loadDescentPlot));
+    showSearchOptions(); // the browser may restore the form's values on a reload
     window.addEventListener("hashchange", () => show(current()));
     show(current());
     checkReady();

@@ -3,6 +3,7 @@ numbers, works with an API key, and loads nothing from anywhere but the service.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from primer_math.surfaces import SURFACES
+from vector_primer_client import Client
 
 from ..ops.live import LiveServer
 from .conftest import KEY, enter_key, screenshot
@@ -63,6 +65,136 @@ def test_search_with_a_filter_shows_hits_and_scores(page: Any) -> None:
     assert "metric cosine (higher is closer)" in page.inner_text("#search-summary")
     expect(page.locator("#search-error")).to_be_hidden()
     screenshot(page, "search", readme=True)
+
+
+# README's appliance manual: "blocked filter" ranks differently by vector and by BM25, and the
+# long guide is stored as passages (48 tokens)
+MANUAL = [
+    ("e1234", "Error E1234 means the water pump is blocked: clean the filter."),
+    ("noise", "A loud pump usually means a dirty filter."),
+    ("noise2", "If the pump is loud, the filter is probably dirty."),
+    ("reset", "Hold the power button for ten seconds to reset the machine."),
+    (
+        "guide",
+        "Descaling keeps the machine working. Fill the tank with water and one sachet of "
+        "descaler. Place a large bowl under the spout. Hold the descale button until the light "
+        "blinks. The machine pumps the solution through in small doses for twenty minutes. When "
+        "the light stays on, empty the bowl and rinse the tank. Fill the tank with clean water and "
+        "run the rinse cycle twice. If the light blinks red during descaling, the filter is "
+        "blocked: remove it, rinse it under the tap and start again. Descale every three months, "
+        "or every month where the water is hard.",
+    ),
+]
+SHOWN_HITS = """rs => rs.map(r => {
+    const cell = (c) => r.querySelector(`td.${c}`);
+    const side = (c) => cell(c) && (cell(c).querySelector('.rank')
+        ? {rank: +cell(c).querySelector('.rank').textContent.slice(1),
+           score: cell(c).querySelector('.val').textContent}
+        : cell(c).textContent);
+    return {id: r.dataset.id, score: cell('score').querySelector('.val').textContent,
+        title: cell('score').title, why: cell('score').querySelector('.why')?.textContent,
+        vector: side('vector'), keyword: side('keyword'), passage: cell('passage')?.textContent};
+})"""
+
+
+def shows_the_api_answer(page: Any, vp: Client, requests: list[Any]) -> list[dict[str, Any]]:
+    """The table's rows are the API's hits for the body the page sent last, number for number."""
+    body = requests[-1].post_data_json
+    api = vp.request("POST", "/v1/collections/manual/search", json=body).json()["hits"]
+    rows = page.locator("#search-results tbody tr").evaluate_all(SHOWN_HITS)
+    assert [r["id"] for r in rows] == [h["id"] for h in api]
+    for row, hit in zip(rows, api, strict=True):
+        assert float(row["score"]) == pytest.approx(hit["score"], abs=5e-5)
+        if body["mode"] == "hybrid":
+            for name in ("vector", "keyword"):
+                shown = row[name]
+                if f"{name}_rank" in hit:
+                    assert shown["rank"] == hit[f"{name}_rank"]
+                    assert float(shown["score"]) == pytest.approx(hit[f"{name}_score"], abs=5e-5)
+                else:
+                    assert shown == "–"  # this side did not find it
+        if (p := hit.get("passage")) is not None:
+            assert row["passage"].startswith(f"#{p['index']} · {p['start']}–{p['end']}")
+    return rows
+
+
+def test_hybrid_search_shows_each_sides_rank_and_score_beside_the_fused_one(
+    page: Any, server: LiveServer
+) -> None:
+    with Client(server.url, KEY) as vp:
+        vp.create_collection("manual", chunking={"max_tokens": 48, "overlap": 8})
+        vp.upsert("manual", [{"id": i, "text": t} for i, t in MANUAL])
+        requests: list[Any] = []
+        page.on("request", lambda r: "/search" in r.url and requests.append(r))
+        page.goto("/#search")
+        enter_key(page)
+        page.locator("#search-results tbody tr").first.wait_for()
+        page.select_option("#search-collection", "manual")
+        page.fill("#search-query", "blocked filter")
+        page.select_option("#search-mode", "hybrid")
+        math_line = page.locator("#search-math")
+        expect(math_line).to_contain_text("score = 1/(60 + vector rank) + 1/(60 + keyword rank)")
+        expect(page.locator("#search-summary")).to_contain_text("rrf fusion of cosine and BM25")
+        assert requests[-1].post_data_json == {
+            "query": "blocked filter",
+            "k": 5,
+            "mode": "hybrid",
+            "fusion": "rrf",
+            "rrf_k": 60,
+        }
+        assert page.locator("#search-alpha-box").is_hidden()
+        rows = shows_the_api_answer(page, vp, requests)
+        both = [r for r in rows if isinstance(r["vector"], dict) and isinstance(r["keyword"], dict)]
+        # the two rankings disagree: fusion has something to do
+        assert any(r["vector"]["rank"] != r["keyword"]["rank"] for r in both)
+        assert any(r["keyword"] == "–" for r in rows)  # found by its meaning alone
+        for r in rows:  # the fused score is the sum shown beside it
+            ranks = [s["rank"] for s in (r["vector"], r["keyword"]) if isinstance(s, dict)]
+            assert r["why"] == "= " + " + ".join(f"1/(60 + {k})" for k in ranks)
+            assert float(r["title"].rsplit("= ", 1)[1]) == pytest.approx(
+                math.fsum(1 / (60 + k) for k in ranks), rel=1e-12
+            )
+        assert any(r["passage"].startswith("#") for r in rows)  # a passage of the guide
+        expect(page.locator("#search-error")).to_be_hidden()
+        screenshot(page, "search-hybrid", readme=True)
+
+        page.select_option("#search-mode", "keyword")
+        expect(math_line).to_contain_text("score = BM25")
+        expect(page.locator("#search-summary")).to_contain_text("BM25 keyword scores")
+        assert requests[-1].post_data_json["mode"] == "keyword"
+        assert page.locator("#search-fusion-box").is_hidden()
+        assert page.locator("#search-results th").all_inner_texts()[1] == "score"
+        keyword = [r["id"] for r in shows_the_api_answer(page, vp, requests)]
+
+        page.select_option("#search-mode", "vector")
+        expect(math_line).to_contain_text("score = cosine(query vector, document vector)")
+        plain = [r["id"] for r in shows_the_api_answer(page, vp, requests)]
+        assert keyword != plain and len(keyword) < len(plain)  # BM25 needs one of the words
+        assert "diversity" not in requests[-1].post_data_json  # the slider at 0 is off
+        page.fill("#search-diversity", "60")
+        expect(math_line).to_contain_text("MMR, diversity 0.60")
+        assert page.inner_text("#search-diversity-value") == "0.60"
+        assert requests[-1].post_data_json["diversity"] == 0.6
+        diverse = [r["id"] for r in shows_the_api_answer(page, vp, requests)]
+        assert diverse != plain and diverse[0] == plain[0]  # the best hit stays first
+        page.fill("#search-diversity", "0")
+        expect(math_line).not_to_contain_text("MMR")
+        assert "diversity" not in requests[-1].post_data_json
+        assert page.inner_text("#search-diversity-value") == "off"
+
+        page.select_option("#search-mode", "hybrid")
+        page.select_option("#search-fusion", "convex")
+        expect(page.locator("#search-alpha-box")).to_be_visible()
+        page.fill("#search-alpha", "30")
+        page.check("#search-group")
+        expect(math_line).to_contain_text("score = 0.30 · v′ + 0.70 · k′")
+        expect(math_line).to_contain_text("One hit per document")
+        body = requests[-1].post_data_json
+        assert body["fusion"] == "convex" and body["alpha"] == 0.3 and body["group_by_document"]
+        grouped = shows_the_api_answer(page, vp, requests)
+        guide = next(r for r in grouped if r["id"] == "guide")
+        assert re.fullmatch(r"#\d+ · \d+–\d+ · [2-9] matched", guide["passage"])
+        expect(page.locator("#search-error")).to_be_hidden()
 
 
 def test_typing_king_minus_man_plus_woman_gives_queen(page: Any) -> None:
