@@ -36,6 +36,7 @@ from .errors import (
 from .filters import compile_filter
 from .index import VectorIndex, higher_is_better
 from .keyword import KeywordIndex
+from .load import read_verified
 from .store import (
     Doc,
     NewDoc,
@@ -153,7 +154,6 @@ class Collection:
         self.keyword_snapshot_seq = -1  # seq of the keyword index last published
         old: Store | None = getattr(self, "store", None)
         self.store = Store(self.path, self.dim, self.write_lock_timeout_s)
-        self.store.verify_rows()
         if old is not None and old.read_only is not None:  # read-only lasts until restart
             self.store.read_only = old.read_only
         if self.store.read_only is None:
@@ -170,7 +170,7 @@ class Collection:
         self.seq, self.generation = 0, -1
         self.snapshot_seq = -1
         self._unit_cache: tuple[int, NDArray[np.int64], NDArray[np.float32]] | None = None
-        first = self.store.changes_since(0)
+        first = read_verified(self.store)  # every row's checksum, before anything is served
         self._keyword_labels: set[int] | None = None
         self._adopt_keyword_snapshot(first.labels)
         self._apply(first, rebuild=False)

@@ -5,15 +5,21 @@ Two kinds:
   no network ever), or any sentence-transformers model given by local path or name.
 - `HashEmbedder` ("hash-<dim>"): deterministic feature hashing of words, for fast tests. Texts that
   share words get similar vectors, so search results still mean something.
+
+`lazy_embedder` hands out a `LazyEmbedder` when a model's dim can be read from its files: loading
+torch and sentence-transformers takes 5-10 s, and a collection needs only the name and dim to
+open and answer vector queries, so the service can be ready before the model is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -187,3 +193,103 @@ def _load_embedder(name: str, threads: int, batch_size: int) -> Embedder:
         return SentenceTransformerEmbedder(name, threads=threads, batch_size=batch_size)
     except (OSError, ValueError) as e:
         raise InvalidInput(f"cannot load embedder {name!r}: {e}", field="embedder") from e
+
+
+# a model these files describe gives vectors of its pooling dim (times the modes pooled)
+_PLAIN_MODULES = (
+    "sentence_transformers.models.Transformer",
+    "sentence_transformers.models.Pooling",
+    "sentence_transformers.models.Normalize",
+)
+
+
+def model_dim(name: str) -> int | None:
+    """The dim of a local sentence-transformers model, read from its files without loading it,
+    when they say it plainly (Transformer, Pooling, optionally Normalize); else None."""
+    if name.startswith("hash-"):
+        return None
+    try:
+        path = Path(_model_path(name))
+        modules = json.loads((path / "modules.json").read_text())
+        types = [m["type"] for m in modules]
+        if types[:2] != list(_PLAIN_MODULES[:2]) or any(t != _PLAIN_MODULES[2] for t in types[2:]):
+            return None
+        pooling = json.loads((path / modules[1]["path"] / "config.json").read_text())
+        modes = sum(1 for k, v in pooling.items() if k.startswith("pooling_mode") and v is True)
+        return int(pooling["word_embedding_dimension"]) * modes or None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, ImportError):
+        return None
+
+
+class LazyEmbedder:
+    """A model embedder known by name and dim (from its files) that loads the model on first
+    use: `embed` and the rest wait for the load, and `load()` starts it ahead of need. The
+    loaded model must give the dim its files promised."""
+
+    def __init__(self, name: str, dim: int, threads: int, batch_size: int) -> None:
+        self.name, self.dim = name, dim
+        self._threads, self._batch_size = threads, batch_size
+        self._inner: Embedder | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
+    def load(self) -> Embedder:
+        inner = self._inner
+        if inner is None:
+            inner = load_embedder(self.name, self._threads, self._batch_size)
+            if inner.dim != self.dim:
+                raise InvalidInput(
+                    f"embedder {self.name!r} gives dim {inner.dim}, its files say {self.dim}",
+                    field="embedder",
+                )
+            self._inner = inner
+        return inner
+
+    def embed(self, texts: list[str]) -> Vectors:
+        return self.load().embed(texts)
+
+    def token_embeddings(self, text: str) -> tuple[list[str], Vectors]:
+        return self.load().token_embeddings(text)
+
+    def vocabulary(self) -> list[str]:
+        return self.load().vocabulary()
+
+    @property
+    def max_tokens(self) -> int:
+        return self.load().max_tokens
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self.load().token_spans(text)
+
+    def __getattr__(self, attr: str) -> Any:  # count_tokens and the like, when present
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self.load(), attr)
+
+
+_LAZY_LOCK = threading.Lock()  # not _LOAD_LOCK: handing out a lazy one never waits for a load
+
+
+def lazy_embedder(name: str = DEFAULT_MODEL, threads: int = 1, batch_size: int = 64) -> Embedder:
+    """The embedder `load_embedder` would give, but without loading the model yet when its dim
+    can be read from its files (one shared instance per (name, threads)); else loaded now."""
+    if name.startswith("hash-"):
+        return load_embedder(name, threads, batch_size)
+    with _LAZY_LOCK:
+        dim = _model_dim(name)
+    if dim is None:
+        return load_embedder(name, threads, batch_size)
+    with _LAZY_LOCK:
+        return _lazy(name, dim, threads, batch_size)
+
+
+@lru_cache(maxsize=8)
+def _model_dim(name: str) -> int | None:
+    return model_dim(name)
+
+
+@lru_cache(maxsize=8)
+def _lazy(name: str, dim: int, threads: int, batch_size: int) -> LazyEmbedder:
+    return LazyEmbedder(name, dim, threads, batch_size)

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import backup as backups
 from .collection import Collection
-from .embed import Embedder, load_embedder
+from .embed import Embedder, lazy_embedder
 from .errors import (
     BackupNotFound,
     CollectionExists,
@@ -65,8 +65,10 @@ class Engine:
 
     # ---- embedders ----------------------------------------------------------------------------
     def embedder(self, name: str | None = None) -> Embedder:
-        """The named embedder (default: the configured one), loaded once per process."""
-        return load_embedder(
+        """The named embedder (default: the configured one), loaded once per process. A model
+        whose files give its dim loads on first use (the service starts that right after it is
+        ready), so collections open without waiting for it."""
+        return lazy_embedder(
             name or self.settings.embedder,
             self.settings.embed_threads,
             self.settings.embed_batch_size,

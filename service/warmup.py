@@ -1,5 +1,11 @@
-"""Start-up work that must not hold up `/livez`: load the embedder, open every collection and
-build the default `words` collection if it is missing or incomplete (resumable), in a thread."""
+"""Start-up work that must not hold up `/livez`: open every collection, build the default
+`words` collection if it is missing or incomplete (resumable), then load the embedding model, in a
+thread.
+
+Ready (`/readyz` 200) comes before the model: collections open with the model's name and dim
+(read from its files), vector queries need nothing more, and loading torch and
+sentence-transformers takes 5-10 s. A text request that arrives before the model is loaded waits
+for it; a model that then fails to load turns `/readyz` back to 503."""
 
 from __future__ import annotations
 
@@ -38,13 +44,17 @@ class Warmup:
 
     def _run(self) -> None:
         try:
-            self.progress = f"loading embedder {self.settings.embedder!r}"
-            self.engine.embedder()
+            embedder = self.engine.embedder()  # a name that is no model fails here, up front
             self._open_collections()
             if self.settings.build_words:
                 self._build_words()
             self.ready.set()
             log.info("ready: %d collection(s)", len(self.collection_names()))
+            load = getattr(embedder, "load", None)  # a lazy one: load it before it is needed
+            if load is not None:
+                self.progress = f"ready; loading embedder {self.settings.embedder!r}"
+                load()
+                log.info("embedder %r loaded", self.settings.embedder)
         except Stopped:
             log.info("start-up interrupted by shutdown (the words build resumes next start)")
         except Exception as e:
