@@ -681,23 +681,55 @@ class Collection:
         return str(doc) if doc is not None else self.id_by_label.get(label, str(label))
 
     def _hits(self, ranked: list[retrieve.Ranked], with_vectors: bool) -> list[Hit]:
-        docs = self.store.get_by_labels([r.label for r in ranked])
+        labels = [r.label for r in ranked]
+        rows: dict[int, tuple[str, str | None, dict[str, Any], list[float] | None]] = {}
+        if with_vectors:  # the vectors are only in the store: read the hits' rows
+            for lab, d in self.store.get_by_labels(labels).items():
+                rows[lab] = (d.id, d.text, d.metadata, d.vector.tolist())
+        else:  # ids and metadata are in memory, the texts in a cache beside them: no SQLite
+            texts = self._texts_of(labels)
+            for lab in labels:
+                doc_id, meta = self.id_by_label.get(lab), self.meta_by_label.get(lab)
+                if doc_id is not None and meta is not None and lab in texts:
+                    rows[lab] = (doc_id, texts[lab], dict(meta), None)
         # a hit whose document was replaced between search and fetch is dropped, not misreported
         out = []
         for r in ranked:
-            if (d := docs.get(r.label)) is None:
+            if (row := rows.get(r.label)) is None:
                 continue
-            hit = Hit(
-                d.id, r.score, d.text, d.metadata, d.vector.tolist() if with_vectors else None
-            )
+            doc_id, text, metadata, vector = row
+            hit = Hit(doc_id, r.score, text, metadata, vector)
             hit.extra = r.extra
-            if (info := chunks.passage_info(d.id, d.metadata)) is not None:
-                hit.metadata = chunks.user_metadata(d.metadata)
+            if (info := chunks.passage_info(doc_id, metadata)) is not None:
+                hit.metadata = chunks.user_metadata(metadata)
                 hit.extra["passage"] = info
                 if "passages_matched" in r.extra:  # grouped: the hit is the document
                     hit.id = str(info["document"])
             out.append(hit)
         return out
+
+    _texts: dict[int, str | None] | None = None  # label -> text, filled on first use
+    _texts_lock: ClassVar[threading.Lock] = threading.Lock()  # fills and prunes, not lookups
+
+    def _texts_of(self, labels: list[int]) -> dict[int, str | None]:
+        """The texts of `labels` that are still stored. A label's text never changes and
+        labels are never reused, so texts are cached by label: all of them on first use (11 MB
+        for 57k short texts), then the labels written since as hits ask for them. Entries of
+        removed labels are dropped when they outnumber the live ones."""
+        cache = self._texts
+        if cache is not None and all(lab in cache for lab in labels):
+            return cache
+        with self._texts_lock:
+            cache = self._texts
+            if cache is None:
+                cache = self.store.texts()
+            elif len(cache) > 2 * len(self.id_by_label) + 1024:
+                live = self.id_by_label
+                cache = {lab: t for lab, t in cache.items() if lab in live}
+            if missing := [lab for lab in labels if lab not in cache]:
+                cache.update(self.store.texts(missing))
+            self._texts = cache
+            return cache
 
     # ---- analogy ----------------------------------------------------------------------------
     def unit_vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:

@@ -547,6 +547,21 @@ class Store:
         with self._guard("a read"):
             return {r[1]: _doc(r, self.dim) for r in self._conn().execute(q, labels)}
 
+    def texts(self, labels: list[int] | None = None) -> dict[int, str | None]:
+        """label -> text of the live documents among `labels` (all of them when None): the
+        texts alone, for a cache of them (a label's text never changes)."""
+        with self._guard("a read"):
+            conn = self._conn()
+            if labels is None:
+                return dict(conn.execute("SELECT label, text FROM documents").fetchall())
+            out: dict[int, str | None] = {}
+            for start in range(0, len(labels), 500):
+                chunk = labels[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                q = f"SELECT label, text FROM documents WHERE label IN ({marks})"
+                out.update(conn.execute(q, chunk).fetchall())
+            return out
+
     def content_hashes(self, ids: list[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         with self._guard("a read"):
