@@ -69,7 +69,7 @@ eval: $(STAMP)  ## full evaluation runs (not in CI)
 	$(EVAL) wordsim $(SHARED_DATA)/men/MEN_dataset_natural_form_full --url $$url \
 	  --out $(EVAL_OUT)/eval-wordsim-http.json && \
 	$(EVAL) analogy $(SHARED_DATA)/bats_3.0 --url $$url --out $(EVAL_OUT)/eval-analogy-http.json && \
-	$(EVAL) retrieval $(SHARED_DATA)/scifact --split train --url $$url \
+	$(EVAL) retrieval $(SHARED_DATA)/scifact --split train --url $$url --modes all \
 	  --out $(EVAL_OUT)/eval-retrieval-http.json
 
 # ---- benchmarks: our service against Chroma, txtai and FAISS, not in CI (README "Performance") --
