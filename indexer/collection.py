@@ -108,7 +108,7 @@ class Query:
     ef_search: int | None = None
     nprobe: int | None = None
     mode: str = "vector"  # vector | keyword | hybrid
-    fusion: str = "rrf"  # rrf | convex (hybrid)
+    fusion: str = "convex"  # convex | rrf (hybrid; convex measured better on SciFact)
     rrf_k: int = 60
     alpha: float = 0.5  # convex: weight of the vector side
     diversity: float | None = None  # MMR, in [0, 1]

@@ -246,7 +246,9 @@ class SearchRequest(Request):
         "(query is the text for BM25; vector, if given, is used for the vector side)",
     )
     fusion: Literal["rrf", "convex"] = Field(
-        "rrf", description="hybrid: reciprocal rank fusion, or a blend of min-max scores"
+        "convex",
+        description="hybrid: convex, a blend of min-max scaled scores (alpha); or rrf, reciprocal "
+        "rank fusion (rrf_k)",
     )
     rrf_k: int = Field(60, ge=1, le=10_000, description="rrf: score = sum of 1 / (rrf_k + rank)")
     alpha: float = Field(0.5, ge=0, le=1, description="convex: weight of the vector side")

@@ -316,8 +316,8 @@ class Client:
         """Nearest documents to a text (`query`) or a `vector`, best first.
 
         `mode="keyword"` ranks by BM25 over the texts; `mode="hybrid"` fuses both (`query` is
-        the text for BM25, `vector`, if given, the vector side) by `fusion` "rrf" (`rrf_k`,
-        server default 60) or "convex" (`alpha`, the vector side's weight, default 0.5); its
+        the text for BM25, `vector`, if given, the vector side) by `fusion` "convex" (the server's
+        default; `alpha`, the vector side's weight, default 0.5) or "rrf" (`rrf_k`, default 60); its
         hits carry `vector_score`/`vector_rank` and `keyword_score`/`keyword_rank`.
         `diversity` (0..1) reorders by MMR among `candidates` (more than k); with
         `group_by_document` a chunked collection answers one hit per document, its best

@@ -170,7 +170,7 @@ def test_hybrid_rrf_fuses_the_vector_and_keyword_rankings(col: Collection) -> No
     label = {doc: i for i, doc in enumerate(sorted(set(vec) | set(kw)))}
     want = rrf([[label[d] for d in vec], [label[d] for d in kw]], k=60)
     by_label = {i: d for d, i in label.items()}
-    hits = col.search(Query(text=q, k=8, mode="hybrid"))
+    hits = col.search(Query(text=q, k=8, mode="hybrid", fusion="rrf"))
     assert [h.id for h in hits] == [by_label[lab] for lab, _ in want][:8]
     assert [h.score for h in hits] == pytest.approx([s for _, s in want][:8])
     for h in hits:  # each hit shows the numbers it was fused from

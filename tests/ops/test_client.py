@@ -136,15 +136,21 @@ def test_hybrid_search_with_a_filter_fuses_both_rankings(vp: Client) -> None:
         {"id": "mat", "text": "a mat for the car floor", "metadata": {"kind": "machine"}},
     ]
     vp.upsert("hyb", [*DOCS, *more])
-    assert "mat" in {h["id"] for h in vp.search("hyb", "cat on a mat", k=3, mode="hybrid")["hits"]}
+    assert "mat" in {
+        h["id"] for h in vp.search("hyb", "cat on a mat", k=3, mode="hybrid", fusion="rrf")["hits"]
+    }
 
-    hits = vp.search("hyb", "cat on a mat", k=3, mode="hybrid", filter={"kind": "animal"})["hits"]
+    hits = vp.search(
+        "hyb", "cat on a mat", k=3, mode="hybrid", fusion="rrf", filter={"kind": "animal"}
+    )["hits"]
     assert {h["metadata"]["kind"] for h in hits} == {"animal"} and hits[0]["id"] == "cat"
     assert (hits[0]["vector_rank"], hits[0]["keyword_rank"]) == (1, 1)
     for h in hits:  # rrf: the sum of 1 / (60 + rank) over the sides that found the hit
         ranks = [r for r in (h.get("vector_rank"), h.get("keyword_rank")) if r is not None]
         assert ranks and h["score"] == pytest.approx(sum(1 / (60 + r) for r in ranks))
-    tight = vp.search("hyb", "cat on a mat", k=1, mode="hybrid", rrf_k=10, filter={"year": 2020})
+    tight = vp.search(
+        "hyb", "cat on a mat", k=1, mode="hybrid", fusion="rrf", rrf_k=10, filter={"year": 2020}
+    )
     assert tight["hits"][0]["id"] == "cat" and tight["hits"][0]["score"] == pytest.approx(2 / 11)
     # convex with all the weight on the vector side: min-max scaled cosines, in their order
     convex = vp.search("hyb", "cat on a mat", k=4, mode="hybrid", fusion="convex", alpha=1.0)

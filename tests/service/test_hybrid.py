@@ -183,7 +183,7 @@ def assert_sides_match(corpus: RecordingClient, hits: list[dict[str, Any]], **bo
 
 @pytest.mark.parametrize("rrf_k", [60, 1])
 def test_rrf_score_is_the_sum_of_reciprocal_ranks(corpus: RecordingClient, rrf_k: int) -> None:
-    hits = search(corpus, "kw", query=QUERY, k=N, mode="hybrid", rrf_k=rrf_k)
+    hits = search(corpus, "kw", query=QUERY, k=N, mode="hybrid", fusion="rrf", rrf_k=rrf_k)
     assert len(hits) == N  # every document is on the vector side
     for h in hits:
         ranks = [h[f"{s}_rank"] for s in ("vector", "keyword") if f"{s}_rank" in h]
@@ -211,7 +211,7 @@ def test_convex_blends_min_max_scores(corpus: RecordingClient, alpha: float) -> 
         assert h["score"] == pytest.approx(want, abs=1e-6), h
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
-    rrf = search(corpus, "kw", query=QUERY, k=N, mode="hybrid")
+    rrf = search(corpus, "kw", query=QUERY, k=N, mode="hybrid", fusion="rrf")
     assert [h["score"] for h in rrf] != scores  # the fusion is not ignored
 
 
