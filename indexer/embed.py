@@ -141,8 +141,7 @@ class SentenceTransformerEmbedder:
         return list(tokens), arr[: len(tokens)]
 
     def vocabulary(self) -> list[str]:
-        vocab = self.model.tokenizer.get_vocab()
-        return sorted(w for w in vocab if w.isascii() and w.isalpha() and w.islower())
+        return whole_words(self.model.tokenizer.get_vocab())
 
     @property
     def max_tokens(self) -> int:
@@ -161,6 +160,11 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, text: str) -> int:
         with self._lock:
             return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def whole_words(vocab: dict[str, int]) -> list[str]:
+    """The lowercase ASCII words of a tokenizer's vocabulary, sorted (no pieces, no marks)."""
+    return sorted(w for w in vocab if w.isascii() and w.isalpha() and w.islower())
 
 
 def _model_path(name: str) -> str:
@@ -254,6 +258,14 @@ class LazyEmbedder:
         return self.load().token_embeddings(text)
 
     def vocabulary(self) -> list[str]:
+        """From the tokenizer's own file when there is one (the `words` check at start-up
+        then needs no model); the same list the loaded model's tokenizer gives."""
+        if self._inner is None:
+            tokenizer = Path(_model_path(self.name)) / "tokenizer.json"
+            if tokenizer.is_file():
+                import tokenizers
+
+                return whole_words(tokenizers.Tokenizer.from_file(str(tokenizer)).get_vocab())
         return self.load().vocabulary()
 
     @property
