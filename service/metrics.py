@@ -132,7 +132,7 @@ class Metrics:
         endpoint = SEARCH_ROUTES.get(route)
         if endpoint is not None and status == 200:
             name = str(params.get("name", ""))
-            kind = _index_kind(scope.get("app"), name)
+            kind = scope.get("vp.index") or _index_kind(scope.get("app"), name)
             self.search.labels(name, kind, endpoint).observe(seconds)
 
     def observe_embedding(self, embedder: str, n: int, seconds: float) -> None:
