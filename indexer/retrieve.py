@@ -97,16 +97,31 @@ def rank(
         return [Ranked(int(lab), float(s)) for lab, s in zip(labels, scores, strict=True)]
     side = max(depth, HYBRID_DEPTH)
     by_vector = _vector(col, q, vec, allowed, side)
-    kw_labels, kw_scores = col.keyword_search(q.text or "", side, allowed)
     v_labels = np.asarray([r.label for r in by_vector], dtype=np.int64)
     v_scores = np.asarray([r.score for r in by_vector], dtype=np.float32)
+    by_keyword = col.keyword_search(q.text or "", side, allowed)
+    return fuse_sides(q, col.metric, (v_labels, v_scores), by_keyword, depth)
+
+
+def fuse_sides(
+    q: Query,
+    metric: str,
+    by_vector: tuple[NDArray[np.int64], NDArray[np.float32]],
+    by_keyword: tuple[NDArray[np.int64], NDArray[np.float32]],
+    depth: int,
+) -> list[Ranked]:
+    """The best `depth` of two ranked sides (labels, scores; best first) fused by `q.fusion`,
+    each hit keeping its rank and score on either side. Pure: a sharded collection fuses its
+    globally merged sides with it, exactly as one collection fuses its own."""
+    v_labels, v_scores = by_vector
+    kw_labels, kw_scores = by_keyword
     if q.fusion == "rrf":
         fused = fuse.rrf([v_labels.tolist(), kw_labels.tolist()], k=q.rrf_k)
     else:
         fused = fuse.convex(
             [(v_labels, v_scores), (kw_labels, kw_scores)],
             alpha=float(q.alpha),
-            higher_is_better=[higher_is_better(col.metric), True],
+            higher_is_better=[higher_is_better(metric), True],
         )
     v_at = {int(lab): i for i, lab in enumerate(v_labels)}
     k_at = {int(lab): i for i, lab in enumerate(kw_labels)}
@@ -147,17 +162,30 @@ def diversify(
     if not ranked or q.diversity is None:
         return ranked[:k]
     labels = np.asarray([r.label for r in ranked], dtype=np.int64)
-    X = _unit(col.index.vectors_of(labels))
+    order = mmr_order(q, col.metric, vec, ranked, col.index.vectors_of(labels), k)
+    return [ranked[i] for i in order]
+
+
+def mmr_order(
+    q: Query,
+    metric: str,
+    vec: NDArray[np.float32],
+    ranked: list[Ranked],
+    vectors: NDArray[np.float32],
+    k: int,
+) -> list[int]:
+    """`diversify`'s pick order as indices into `ranked`, given the candidates' stored vectors
+    (n, d): pure, so a sharded collection runs it on candidates gathered from its shards."""
+    X = _unit(vectors)
     scores = np.asarray([r.score for r in ranked], dtype=np.float32)
-    if q.mode == "vector" and col.metric == "cosine":
+    if q.mode == "vector" and metric == "cosine":
         relevance = scores  # the cosine to the query, as Qdrant's MMR uses it
     else:  # BM25, fused, dot or distance scores: onto [0, 1], best = 1
-        better = scores if q.mode != "vector" or higher_is_better(col.metric) else -scores
+        better = scores if q.mode != "vector" or higher_is_better(metric) else -scores
         span = float(better.max() - better.min())
         relevance = (better - better.min()) / span if span > 0 else np.ones_like(better)
     query = _unit(vec[None, :])[0] if np.any(vec) else np.zeros(X.shape[1], np.float32)
-    order = fuse.mmr(query, X, relevance.astype(np.float32), k, float(q.diversity))
-    return [ranked[i] for i in order]
+    return fuse.mmr(query, X, relevance.astype(np.float32), k, float(q.diversity or 0.0))
 
 
 def _unit(x: NDArray[np.float32]) -> NDArray[np.float32]:
