@@ -234,19 +234,34 @@ def _imports(tree: ast.AST) -> list[str]:
 
 
 def _unpickling_calls(tree: ast.AST) -> list[int]:
-    """np.load / torch.load (they may unpickle) and any call passing allow_pickle."""
+    """np.load / torch.load (they may unpickle) unless told `allow_pickle=False` in so many
+    words, and any call passing allow_pickle another way."""
     lines = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         f = node.func
+        flag = next((k.value for k in node.keywords if k.arg == "allow_pickle"), None)
+        refused = isinstance(flag, ast.Constant) and flag.value is False
         if isinstance(f, ast.Attribute) and f.attr == "load":
             owner = f.value.id if isinstance(f.value, ast.Name) else ""
-            if owner in {"np", "numpy", "torch"}:
+            if owner == "torch" or (owner in {"np", "numpy"} and not refused):
                 lines.append(node.lineno)
-        if any(k.arg == "allow_pickle" for k in node.keywords):
+        elif flag is not None and not refused:
             lines.append(node.lineno)
     return lines
+
+
+def test_the_unpickling_lint_tells_refused_pickles_from_others() -> None:
+    calls = """
+np.load(f)
+np.load(f, allow_pickle=True)
+np.load(f, allow_pickle=False)
+np.load(f, allow_pickle=flag)
+torch.load(f, weights_only=True)
+np.lib.format.read_array(f, allow_pickle=True)
+"""
+    assert _unpickling_calls(ast.parse(calls)) == [2, 3, 5, 6, 7]
 
 
 def test_nothing_loaded_is_unpickled_and_restore_fetches_no_url() -> None:
