@@ -9,6 +9,7 @@ per label, which makes a batch of writes cost only its tokenisation.
 
 import io
 import itertools
+import logging
 import threading
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,8 @@ from numpy.typing import NDArray
 _FORMAT = 1
 _KEYS = ("format", "labels", "lengths", "token_ids", "vocab_utf8", "vocab_offsets")
 _local = threading.local()  # a PyStemmer stemmer has internal state: one per thread
+# bm25s sets its logger to DEBUG on import and logs every index build: ours decide what is shown
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 def _stemmer() -> Any:
