@@ -2,10 +2,11 @@
 
 The hot path makes one hop to a worker thread, not four: FastAPI runs sync dependencies, a sync
 endpoint and the re-validation of its response model each in the thread pool, and on two busy
-cores every hop waits for the scheduler. So the dependencies here are async (they only read
-app.state), the engine call runs in the collection's search lane (one thread, service/
-batching.py), a text query's embedding shares a forward pass with concurrent ones while no
-thread waits for it, and the hits are written straight to JSON bytes; the models still
+cores every hop waits for the scheduler. So the routes read the engine and the settings from
+app.state themselves (even an async dependency costs a pass of FastAPI's solver; EngineDep
+here is for other routers), the engine call runs in the collection's search lane (one thread,
+service/batching.py), a text query's embedding shares a forward pass with concurrent ones while
+no thread waits for it, and the hits are written straight to JSON bytes; the models still
 document the routes.
 
 With one lane (two cores) a cheap vector query makes no hop at all: it is answered on the event
@@ -126,11 +127,10 @@ def _remember(engine: Engine, name: str, col: Collection) -> None:
 
 
 @router.post("/collections/{name}/search", response_model=SearchResponse)
-async def search(
-    name: str, req: SearchRequest, engine: EngineDep, settings: SettingsDep, request: Request
-) -> JSONBytes:
+async def search(name: str, req: SearchRequest, request: Request) -> JSONBytes:
     """Nearest documents to a text or a vector, best first, scored by the collection's metric
     (cosine and dot: higher is better; l2: a distance, lower is better)."""
+    engine, settings = get_engine(request), get_settings(request)
     req.check_limits(settings)
     query = req.to_query()
     found = _search_now(engine, name, query)
@@ -160,14 +160,9 @@ def _search_batch(engine: Engine, name: str, queries: list[Query]) -> tuple[Coll
 
 
 @router.post("/collections/{name}/search/batch", response_model=BatchSearchResponse)
-async def search_batch(
-    name: str,
-    req: BatchSearchRequest,
-    engine: EngineDep,
-    settings: SettingsDep,
-    request: Request,
-) -> JSONBytes:
+async def search_batch(name: str, req: BatchSearchRequest, request: Request) -> JSONBytes:
     """Several searches in one call; texts are embedded together. Results in request order."""
+    engine, settings = get_engine(request), get_settings(request)
     req.check_limits(settings)
     queries = [s.to_query() for s in req.searches]
     col, results = await lane_for(name).run(_search_batch, engine, name, queries)
