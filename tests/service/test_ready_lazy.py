@@ -179,3 +179,23 @@ def test_a_complete_words_collection_is_checked_without_the_model(
         assert r.json()["hits"][0]["id"] == words[5]
         gate.fail = "not needed here"  # let the warmup thread end without loading the model
         gate.open.set()
+
+
+def test_a_bf16_service_keeps_fp32_collections_on_their_own_embedder(
+    tmp_path: Path, gate: Gate
+) -> None:
+    """VP_EMBED_BACKEND=bf16 renames the default embedder: an fp32 collection still opens (with
+    the model it was made with), asking for it with the bf16 default is 409 embedder_mismatch,
+    and a new collection records '+bf16'. No model is loaded for any of it."""
+    old = make_settings(tmp_path, embedder=DEFAULT_MODEL)
+    Engine(old).create_collection("old").close()
+    settings = make_settings(tmp_path, embedder=DEFAULT_MODEL, embed_backend="bf16")
+    with open_client(create_app(settings)) as client:
+        client.wait_ready()
+        r = client.post("/v1/collections", json={"name": "old", "get_or_create": True})
+        assert r.status_code == 409 and r.json()["error"] == "embedder_mismatch", r.text
+        assert client.get("/v1/collections/old").json()["embedder"] == DEFAULT_MODEL
+        r = client.post("/v1/collections", json={"name": "new"})
+        assert r.status_code == 201 and r.json()["embedder"] == DEFAULT_MODEL + BF16, r.text
+        gate.fail = "not needed here"
+        gate.open.set()
