@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import InvalidInput
+from .errors import InvalidInput, ModelUnavailable
 from .settings import BF16, DEFAULT_MODEL
 
 Vectors = NDArray[np.float32]
@@ -280,9 +280,12 @@ class LazyEmbedder:
     def load(self) -> Embedder:
         inner = self._inner
         if inner is None:
-            inner = load_embedder(self.name, self._threads, self._batch_size)
+            try:
+                inner = load_embedder(self.name, self._threads, self._batch_size)
+            except InvalidInput as e:  # no request named it: the server's model is broken
+                raise ModelUnavailable(e.detail, field="embedder") from e
             if inner.dim != self.dim:
-                raise InvalidInput(
+                raise ModelUnavailable(
                     f"embedder {self.name!r} gives dim {inner.dim}, its files say {self.dim}",
                     field="embedder",
                 )

@@ -71,6 +71,14 @@ class CollectionBusy(VPError):
     code = "collection_busy"
 
 
+class ModelUnavailable(VPError):
+    """The embedding model could not be loaded (the service's fault, not the request's): texts
+    cannot be embedded until it is fixed and the service restarted; vector requests still work."""
+
+    status = 503
+    code = "model_unavailable"
+
+
 class StorageError(VPError):
     """The store could not persist a write; nothing was acknowledged."""
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from indexer import DocumentIn, Engine, Query, Settings, embed
-from indexer.errors import CorruptCollection, EmbedderMismatch, InvalidInput
+from indexer.errors import CorruptCollection, EmbedderMismatch, InvalidInput, ModelUnavailable
 from indexer.load import read_verified
 from indexer.settings import BF16, DEFAULT_MODEL
 
@@ -344,7 +344,7 @@ def test_the_first_embed_loads_the_model_and_gives_its_vectors(real_embedder: An
 @pytest.mark.model
 def test_a_model_that_gives_another_dim_than_its_files_is_refused(real_embedder: Any) -> None:
     lazy = embed.LazyEmbedder(DEFAULT_MODEL, 128, 1, 64)
-    with pytest.raises(InvalidInput, match="gives dim 384, its files say 128"):
+    with pytest.raises(ModelUnavailable, match="gives dim 384, its files say 128"):
         lazy.embed(TEXTS)
     assert not lazy.loaded
 

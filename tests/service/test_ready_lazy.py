@@ -119,6 +119,10 @@ def test_a_model_that_fails_to_load_turns_readyz_503_with_the_reason(
         assert "start-up failed" in body["detail"]
         assert "no such file: model.safetensors" in body["detail"]
         assert DEFAULT_MODEL in body["detail"]
+        # a text request is the server's failure (503), not the client's; vectors still work
+        r = client.post(URL, json={"query": "cat", "k": 1})
+        assert (r.status_code, r.json()["error"]) == (503, "model_unavailable"), r.text
+        assert client.post(URL, json={"vector": data["cat"].tolist(), "k": 1}).status_code == 200
 
 
 def test_a_bf16_model_that_fails_its_self_check_turns_readyz_503(
