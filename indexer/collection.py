@@ -73,6 +73,21 @@ class RWLock:
                 self._cond.notify_all()
 
     @contextlib.contextmanager
+    def try_read(self) -> Iterator[bool]:
+        """A read lock if one is free now (no writer holds or awaits it): yields whether."""
+        with self._cond:
+            ok = not (self._writer or self._waiting)
+            if ok:
+                self._readers += 1
+        try:
+            yield ok
+        finally:
+            if ok:
+                with self._cond:
+                    self._readers -= 1
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[None]:
         with self._cond:
             self._waiting += 1
@@ -633,6 +648,17 @@ class Collection:
         return self.search_batch([query])[0]
 
     def search_batch(self, queries: list[Query]) -> list[list[Hit]]:
+        found = self._search(queries, wait=True)
+        assert found is not None
+        return found
+
+    def search_nowait(self, query: Query) -> list[Hit] | None:
+        """The search, if it can run without waiting: None when a write is still to be applied
+        or a writer holds or awaits the lock (an event loop may call this; it never blocks)."""
+        found = self._search([query], wait=False)
+        return None if found is None else found[0]
+
+    def _search(self, queries: list[Query], wait: bool) -> list[list[Hit]] | None:
         for i, q in enumerate(queries):
             where = f"searches[{i}]" if len(queries) > 1 else ""
             if not isinstance(q.k, int) or not 1 <= q.k <= 10_000:
@@ -643,9 +669,16 @@ class Collection:
 
         filters = [compile_filter(q.filter) if q.filter is not None else None for q in queries]
         vectors = self.query_vectors(queries)
-        self.sync()
+        if wait:
+            self.sync()
+        else:
+            self._check_present()
+            if self.store.state() != (self.seq, self.generation):
+                return None
         results: list[list[retrieve.Ranked]] = []
-        with self.lock.read():
+        with self.lock.try_read() if not wait else _held(self.lock) as ok:
+            if not ok:
+                return None
             for q, pred, vec in zip(queries, filters, vectors, strict=True):
                 allowed = None
                 if pred is not None:
@@ -760,6 +793,12 @@ class Collection:
                 field="terms",
             )
         return _unit(self.embedder.embed([term])[0]), "embedded", None
+
+
+@contextlib.contextmanager
+def _held(lock: RWLock) -> Iterator[bool]:
+    with lock.read():
+        yield True
 
 
 def _unit(v: NDArray[np.float32]) -> NDArray[np.float32]:

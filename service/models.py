@@ -335,14 +335,17 @@ class SearchHit(Response):
 
 class SearchResponse(Response):
     metric: str
-    higher_is_better: bool = Field(description="false for l2 (a distance), true otherwise")
+    higher_is_better: bool = Field(
+        description="false for a vector search of an l2 collection (a distance), true otherwise "
+        "(BM25 and fused scores are higher-is-better whatever the metric)"
+    )
     hits: list[SearchHit] = Field(description="best first")
 
     @classmethod
-    def from_hits(cls, metric: str, hits: list[Hit]) -> SearchResponse:
+    def from_hits(cls, metric: str, hits: list[Hit], mode: str = "vector") -> SearchResponse:
         return cls(
             metric=metric,
-            higher_is_better=metric != "l2",
+            higher_is_better=metric != "l2" or mode != "vector",
             hits=[SearchHit.from_hit(h) for h in hits],
         )
 
@@ -415,12 +418,13 @@ class JSONBytes(HTTPResponse):
 
 
 class SearchResults(Response):
+    higher_is_better: bool = Field(description="this search's scores (see SearchResponse)")
     hits: list[SearchHit] = Field(description="best first")
 
 
 class BatchSearchResponse(Response):
     metric: str
-    higher_is_better: bool
+    higher_is_better: bool = Field(description="of the collection's metric (vector searches)")
     results: list[SearchResults] = Field(description="one per search, in request order")
 
 

@@ -176,19 +176,27 @@ class Ingress:
         """Nearest documents in any mode, ranked over every shard as one collection."""
         self._check(name)
         req.check_limits(self.settings)
-        metric, (hits,) = await self._search([req.to_query()])
-        return SearchResponse.from_hits(metric, hits)
+        query = req.to_query()
+        metric, (hits,) = await self._search([query])
+        return SearchResponse.from_hits(metric, hits, query.mode)
 
     @app.post("/v1/collections/{name}/search/batch")
     async def search_batch(self, name: str, req: BatchSearchRequest) -> BatchSearchResponse:
         """Several searches, their texts embedded together, each shard asked once per round."""
         self._check(name)
         req.check_limits(self.settings)
-        metric, results = await self._search([s.to_query() for s in req.searches])
+        queries = [s.to_query() for s in req.searches]
+        metric, results = await self._search(queries)
         return BatchSearchResponse(
             metric=metric,
             higher_is_better=metric != "l2",
-            results=[SearchResults(hits=[SearchHit.from_hit(h) for h in r]) for r in results],
+            results=[
+                SearchResults(
+                    higher_is_better=metric != "l2" or q.mode != "vector",
+                    hits=[SearchHit.from_hit(h) for h in r],
+                )
+                for q, r in zip(queries, results, strict=True)
+            ],
         )
 
     @app.get("/v1/collections/{name}/documents")

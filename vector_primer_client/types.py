@@ -113,10 +113,15 @@ class SearchResult(TypedDict):
     hits: list[Hit]
 
 
+class SearchResults(TypedDict):
+    higher_is_better: NotRequired[bool]  # this search's scores (BM25/fused: always higher)
+    hits: list[Hit]
+
+
 class BatchSearchResult(TypedDict):
     metric: str
     higher_is_better: bool
-    results: list[dict[str, list[Hit]]]
+    results: list[SearchResults]
 
 
 class Search(TypedDict, total=False):

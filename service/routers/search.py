@@ -109,13 +109,12 @@ def _search_now(engine: Engine, name: str, query: Query) -> tuple[Collection, li
     if LANES != 1 or not _cheap(query):
         return None
     col = _searched.get(engine, {}).get(name)
-    if col is None or col.kind not in NOW_KINDS or col.lock._writer or col.lock._waiting:
+    if col is None or col.kind not in NOW_KINDS:
         return None
     try:
-        if col.store.state() != (col.seq, col.generation):
-            return None  # a write to apply first: the lane does it
         _in_worker(engine)
-        return col, col.search(query)
+        hits = col.search_nowait(query)  # None: a write to apply or a writer: the lane does it
+        return None if hits is None else (col, hits)
     except CollectionNotFound:  # dropped or replaced: the lane asks the engine again
         _searched.get(engine, {}).pop(name, None)
         return None
@@ -148,9 +147,8 @@ async def search(name: str, req: SearchRequest, request: Request) -> JSONBytes:
     col, hits = found
     request.scope["vp.index"] = col.kind  # for the metrics, which need not look it up again
     metric = col.metric
-    return JSONBytes.of(
-        {"metric": metric, "higher_is_better": metric != "l2", "hits": hits_json(hits)}
-    )
+    better = metric != "l2" or query.mode != "vector"  # BM25 and fused scores: higher
+    return JSONBytes.of({"metric": metric, "higher_is_better": better, "hits": hits_json(hits)})
 
 
 def _search_batch(engine: Engine, name: str, queries: list[Query]) -> tuple[Collection, Any]:
@@ -171,6 +169,9 @@ async def search_batch(name: str, req: BatchSearchRequest, request: Request) -> 
         {
             "metric": col.metric,
             "higher_is_better": col.metric != "l2",
-            "results": [{"hits": hits_json(r)} for r in results],
+            "results": [
+                {"higher_is_better": col.metric != "l2" or q.mode != "vector", "hits": hits_json(r)}
+                for q, r in zip(queries, results, strict=True)
+            ],
         }
     )

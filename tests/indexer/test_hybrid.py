@@ -266,3 +266,15 @@ def test_mmr_lowers_the_similarity_among_the_top_ten(engine: Engine) -> None:
     all_scores = {h.id: h.score for h in c.search(Query(vector=q, k=200))}
     for h in diverse:
         assert h.score == pytest.approx(all_scores[h.id], abs=1e-6)
+
+
+def test_search_nowait_never_waits_for_a_writer(col: Collection) -> None:
+    q = Query(text="cat", k=3)
+    q.vector, q.text = col.embedder.embed(["cat"])[0], None  # type: ignore[union-attr]
+    assert [h.id for h in col.search_nowait(q) or []] == [h.id for h in col.search(q)]
+    with col.lock.write():  # a writer holds the lock: no wait, no answer
+        assert col.search_nowait(q) is None
+    col.store.upsert([])  # a write not yet applied (another process's, say)
+    assert col.search_nowait(q) is None
+    col.sync()
+    assert col.search_nowait(q) is not None

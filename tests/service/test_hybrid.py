@@ -476,3 +476,16 @@ def test_hybrid_text_only_on_a_vector_collection_names_query(client: RecordingCl
     assert search(client, "v", query="apple", mode="keyword")[0]["id"] == "a"
     r = client.post(URL.format("v"), json={"query": "apple", "mode": "hybrid"})
     assert_error(r, 422, "invalid_input", "query")
+
+
+def test_higher_is_better_follows_the_mode_not_only_the_metric(client: RecordingClient) -> None:
+    r = client.post("/v1/collections", json={"name": "l2", "metric": "l2"})
+    assert r.status_code == 201, r.text
+    docs = [{"id": "a", "text": "a cat"}, {"id": "b", "text": "a dog"}]
+    assert client.put("/v1/collections/l2/documents", json={"documents": docs}).status_code == 200
+    for mode, better in (("vector", False), ("keyword", True), ("hybrid", True)):
+        body = client.post("/v1/collections/l2/search", json={"query": "cat", "mode": mode}).json()
+        assert body["higher_is_better"] is better, mode
+    searches = [{"query": "cat"}, {"query": "cat", "mode": "keyword"}]
+    body = client.post("/v1/collections/l2/search/batch", json={"searches": searches}).json()
+    assert [r["higher_is_better"] for r in body["results"]] == [False, True]
