@@ -244,18 +244,7 @@ class EngineBackend:
             exist_ok=True,
         )
         ids = sorted(corpus)
-        t0, embedded = time.perf_counter(), 0
-        bar = self.progress(len(ids), f"embedding {dataset}", "doc")
-        for s in chunks(len(ids), 128):
-            done = col.upsert(
-                [DocumentIn(id=d, text=corpus[d]) for d in ids[s]], skip_unchanged=True
-            )
-            embedded += done["upserted"]
-            if bar is not None:
-                bar.update(s.stop - s.start)
-        if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - t0 if embedded else 0.0
+        seconds = self._fill(col, corpus, 128, f"embedding {dataset}")
         vectors: dict[str, NDArray[np.float32]] = {}
         for s in chunks(len(ids), 500):
             vectors.update((d.id, d.vector) for d in col.store.get(ids[s]))
@@ -371,10 +360,15 @@ class EngineBackend:
             chunking={"max_tokens": max_tokens, "overlap": PASSAGE_OVERLAP},
             exist_ok=True,
         )
+        return col, self._fill(col, corpus, 64, f"embedding {dataset} passages")
+
+    def _fill(self, col: Collection, corpus: dict[str, str], batch: int, desc: str) -> float:
+        """Upsert the corpus's texts that `col` does not hold yet (or holds changed); returns
+        the seconds spent, 0.0 when there was nothing to embed."""
         ids = sorted(corpus)
         t0, embedded = time.perf_counter(), 0
-        bar = self.progress(len(ids), f"embedding {dataset} passages", "doc")
-        for s in chunks(len(ids), 64):
+        bar = self.progress(len(ids), desc, "doc")
+        for s in chunks(len(ids), batch):
             done = col.upsert(
                 [DocumentIn(id=d, text=corpus[d]) for d in ids[s]], skip_unchanged=True
             )
@@ -383,4 +377,4 @@ class EngineBackend:
                 bar.update(s.stop - s.start)
         if bar is not None:
             bar.close()
-        return col, time.perf_counter() - t0 if embedded else 0.0
+        return time.perf_counter() - t0 if embedded else 0.0
