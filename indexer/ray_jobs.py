@@ -1,19 +1,26 @@
-"""The build job on a Ray cluster: records -> Ray Dataset -> actor pool of embedders -> N shards.
+"""The build job on a Ray cluster: records -> Ray Dataset -> actor pool of embedders -> N shard
+writers, each on the node that will serve its shard.
 
-The same job as indexer/jobs.py, with the embedding spread over a cluster:
+The same job as indexer/jobs.py, with the embedding and the writing spread over a cluster:
 
 1. records are read and deduplicated here by the same readers as a local build (same bad-record
    reports, same line numbers), and each good record is assigned its shard `shard_of(id, n)`;
-2. records whose (id, content hash) are already stored in their shard are skipped before any
-   embedding, so a re-run resumes (the hash is the local job's: text + metadata);
+2. one `ShardWriter` actor per shard opens (or creates) `<data_dir>/<name>/shard-<i>` on its
+   node: pinned by the custom resource `shard<i>` when the cluster has it (the resource the
+   Serve deployment of that shard asks for, service/ray_serve.py), else on the driver's node
+   (a one-node cluster: today's layout). Records whose (id, content hash) the writer already
+   holds are skipped before any embedding, so a re-run resumes (the local job's hash);
 3. the rest become a Ray Dataset; `map_batches` runs them through a pool of `EmbedActor`s, one
    model load per actor, with its torch threads set explicitly;
-4. the vectors come back here and are upserted into the shard collections in batches, through
-   the local job's `_write` (a refused record is reported and the batch goes on). Each shard is
-   a complete collection in the usual durable format; `shards.json` names them.
+4. each embedded batch is split by shard and sent to the shards' writers, which upsert it
+   through the local job's `_write` (a refused record is reported and the batch goes on).
+
+`shards.json` (the collection-level manifest) is written in the driver's data dir (`serve --ray`
+reads it there) and by every writer next to its shard, so each node's data dir is a sharded
+collection of its own (the shards it holds; the others are on their nodes).
 
 What this does not do yet: records are read by the driver (one reader, not `ray.data.read_*`
-across nodes) and written by the driver (the shards land in the driver's data directory).
+across nodes), and the embedded vectors pass through the driver on their way to the writers.
 
 Ray is an optional extra: this module is the only one in `indexer` that imports it.
 """
@@ -30,11 +37,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import jobs
+from . import errors, jobs
 from .collection import Collection, DocumentIn
 from .embed import load_embedder
 from .engine import Engine
-from .errors import InvalidInput, SpecMismatch
+from .errors import InvalidInput, SpecMismatch, VPError
 from .readers import BadRecord, Item, Record
 from .settings import Settings
 from .shards import SHARDS_FILE, read_shards_file, shard_names, shard_of, write_shards_file
@@ -47,6 +54,8 @@ class RayBuild:
     shards: list[int] = field(default_factory=list)  # documents per shard afterwards
     nodes: dict[str, int] = field(default_factory=dict)  # node id -> records it embedded
     actors: int = 0
+    writers: list[str] = field(default_factory=list)  # node id that wrote shard i
+    pinned: list[bool] = field(default_factory=list)  # shard i's writer pinned by `shard<i>`
 
 
 class EmbedActor:
@@ -85,12 +94,21 @@ class _ShardSink:
         return out["upserted"], out["skipped"]
 
 
-def open_shards(
-    settings: Settings, name: str, n: int, metric: str, index: str, params: dict[str, Any]
-) -> list[Path]:
-    """Create (or reuse, if the spec matches) the N shard collections of `name` and its
-    shards.json; returns the shard folders."""
-    root = Path(settings.data_dir) / name
+def _as_data(e: VPError) -> dict[str, Any]:
+    return {"class": type(e).__name__, "detail": e.detail, "field": e.field}
+
+
+def _raise(answer: Any) -> Any:
+    """A writer's answer, or its engine error raised here as the class it was."""
+    if isinstance(answer, dict) and "error" in answer:
+        e = answer["error"]
+        cls = getattr(errors, e["class"], VPError)
+        raise cls(e["detail"], field=e["field"])
+    return answer
+
+
+def check_shards(root: Path, name: str, n: int) -> None:
+    """Refuse to build n shards where a collection of another shape already is."""
     if (root / SHARDS_FILE).is_file():
         have = len(read_shards_file(root)["shards"])
         if have != n:
@@ -101,15 +119,96 @@ def open_shards(
             )
     elif (root / "manifest.json").exists():
         raise SpecMismatch(f"collection {name!r} exists and is not sharded", field="shards")
+
+
+def shards_info(name: str, n: int) -> dict[str, Any]:
+    return {"name": name, "shards": shard_names(n), "partition": "blake2b-id"}
+
+
+def ensure_shards_file(root: Path, name: str, n: int) -> None:
+    """Write `<root>/shards.json` unless it is there already (a shared file system)."""
     root.mkdir(parents=True, exist_ok=True)
-    inner = Engine(settings.model_copy(update={"data_dir": root}))
-    try:
-        for shard in shard_names(n):
-            jobs.open_or_create(inner, shard, metric, index, params, settings.embedder)
-    finally:
-        inner.close()
-    write_shards_file(root, {"name": name, "shards": shard_names(n), "partition": "blake2b-id"})
-    return [root / s for s in shard_names(n)]
+    if not (root / SHARDS_FILE).is_file():
+        write_shards_file(root, shards_info(name, n))
+
+
+class ShardWriter:
+    """One shard's writer, a Ray actor on the node that will serve the shard. Engine errors
+    come back as data (`_as_data`), so the driver raises them as the class they were."""
+
+    def __init__(self, settings: Settings, name: str, n: int, shard: int, dim: int) -> None:
+        import ray
+
+        self.settings, self.name, self.n, self.shard, self.dim = settings, name, n, shard, dim
+        self.node = ray.get_runtime_context().get_node_id()
+        self.col: Collection | None = None
+
+    def open(self, metric: str, index: str, params: dict[str, Any]) -> Any:
+        """Create (or reuse, if the spec matches) this shard and shards.json on this node;
+        returns (node id, the shard's embedder name)."""
+        try:
+            root = Path(self.settings.data_dir) / self.name
+            check_shards(root, self.name, self.n)
+            ensure_shards_file(root, self.name, self.n)
+            shard = shard_names(self.n)[self.shard]
+            inner = Engine(self.settings.model_copy(update={"data_dir": root}))
+            try:
+                jobs.open_or_create(inner, shard, metric, index, params, self.settings.embedder)
+            finally:
+                inner.close()
+            lookup = _Precomputed(str(self.settings.embedder), self.dim)
+            col = Collection(root / shard, lookup, self.settings.write_lock_timeout_s)  # type: ignore[arg-type]
+            lookup.name = col.embedder_name or lookup.name
+            self.col, self.lookup = col, lookup
+            return self.node, lookup.name
+        except VPError as e:
+            return {"error": _as_data(e)}
+
+    def content_hashes(self, ids: list[str]) -> dict[str, str]:
+        assert self.col is not None
+        hashes: dict[str, str] = self.col.store.content_hashes(ids)
+        return hashes
+
+    def write(self, records: list[Record], vectors: NDArray[np.float32]) -> Any:
+        """Upsert these embedded records; returns (upserted, skipped, bad records)."""
+        assert self.col is not None
+        self.lookup.vectors = {r.text: v for r, v in zip(records, vectors, strict=True)}
+        summary = jobs.BuildSummary()
+        try:
+            jobs._write(_ShardSink(self.col), records, summary, None)
+        except VPError as e:
+            return {"error": _as_data(e)}
+        return summary.upserted, summary.skipped_unchanged, summary.bad
+
+    def finish(self) -> int:
+        """Publish what was written (even after an interruption) and close; the shard's count."""
+        if self.col is None:
+            return 0
+        self.col.snapshot()
+        count = self.col.count()
+        self.col.close()
+        self.col = None
+        return count
+
+
+def start_writers(settings: Settings, name: str, n: int, dim: int) -> tuple[list[Any], list[bool]]:
+    """One ShardWriter per shard: on the node with `shard<i>` when the cluster has that
+    resource, else on this (the driver's) node."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    have = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(ShardWriter)
+    writers, pinned = [], []
+    for i in range(n):
+        if have.get(f"shard{i}", 0) > 0:
+            opts: dict[str, Any] = {"resources": {f"shard{i}": 0.01}}
+        else:
+            opts = {"scheduling_strategy": here}
+        writers.append(actor.options(num_cpus=0, **opts).remote(settings, name, n, i, dim))
+        pinned.append("resources" in opts)
+    return writers, pinned
 
 
 def build_ray(
@@ -135,15 +234,24 @@ def build_ray(
     start = time.monotonic()
     if not 1 <= shards <= 256:
         raise InvalidInput("shards must be in [1, 256]", field="shards")
-    paths = open_shards(
-        settings, collection, shards, metric or "cosine", index or "flat", params or {}
-    )
+    root = Path(settings.data_dir) / collection
+    check_shards(root, collection, shards)
+    ensure_shards_file(root, collection, shards)  # the driver's copy: `serve --ray` reads it
     emb_name = str(settings.embedder)
     dim = load_embedder(emb_name, settings.embed_threads, settings.embed_batch_size).dim
-    lookup = _Precomputed(emb_name, dim)
-    cols = [Collection(p, lookup, settings.write_lock_timeout_s) for p in paths]  # type: ignore[arg-type]
-    emb_name = cols[0].embedder_name or emb_name
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    writers, pinned = start_writers(settings, collection, shards, dim)
+    counts: list[int] = []
     try:
+        # one at a time: writers sharing a file system must not write shards.json at once
+        opened = [
+            _raise(ray.get(w.open.remote(metric or "cosine", index or "flat", params or {})))
+            for w in writers
+        ]
+        written_by = [str(node) for node, _ in opened]
+        emb_name = opened[0][1]
+
         # 1-2: read, dedupe, report bad records, skip what each shard already holds
         pending: list[Record] = []
         for item in jobs.dedupe(records):
@@ -154,19 +262,19 @@ def build_ray(
                     on_bad(item)
             else:
                 pending.append(item)
+        mine = [[r for r in pending if shard_of(r.id, shards) == i] for i in range(shards)]
+        stored = ray.get(
+            [w.content_hashes.remote([r.id for r in m]) for w, m in zip(writers, mine, strict=True)]
+        )
         todo: list[Record] = []
-        for i, col in enumerate(cols):
-            mine = [r for r in pending if shard_of(r.id, shards) == i]
-            stored = col.store.content_hashes([r.id for r in mine])
-            fresh = [r for r in mine if stored.get(r.id) != content_hash(r.text, r.metadata, None)]
-            summary.skipped_unchanged += len(mine) - len(fresh)
+        for m, have in zip(mine, stored, strict=True):
+            fresh = [r for r in m if have.get(r.id) != content_hash(r.text, r.metadata, None)]
+            summary.skipped_unchanged += len(m) - len(fresh)
             todo += fresh
         if progress and summary.read - len(todo):
             progress(summary.read - len(todo))
         nodes: Counter[str] = Counter()
         if todo:
-            if not ray.is_initialized():
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
             # 3: embed on the cluster
             rows = [{"idx": i, "text": r.text} for i, r in enumerate(todo)]
             blocks = max(actors, min(-(-len(rows) // batch_size), 64))
@@ -183,26 +291,30 @@ def build_ray(
                 batch_format="numpy",
                 num_cpus=1,
             )
-            # 4: write each embedded batch into its shards as it arrives
+            # 4: send each embedded batch to its shards' writers as it arrives
             for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
                 recs = [todo[int(i)] for i in batch["idx"]]
-                lookup.vectors = {
-                    r.text: np.asarray(v, np.float32)
-                    for r, v in zip(recs, batch["vector"], strict=True)
-                }
+                vectors = np.asarray(batch["vector"], np.float32)
                 nodes.update(str(n) for n in batch["node"])
-                for s, col in enumerate(cols):
-                    mine = [r for r in recs if shard_of(r.id, shards) == s]
-                    if mine:
-                        jobs._write(_ShardSink(col), mine, summary, on_bad)
+                calls = []
+                for s, w in enumerate(writers):
+                    at = [j for j, r in enumerate(recs) if shard_of(r.id, shards) == s]
+                    if at:
+                        calls.append(w.write.remote([recs[j] for j in at], vectors[at]))
+                for answer in ray.get(calls):
+                    upserted, skipped, bad = _raise(answer)
+                    summary.upserted += upserted
+                    summary.skipped_unchanged += skipped
+                    summary.bad += bad
+                    for b in bad:
+                        if on_bad:
+                            on_bad(b)
                 if progress:
                     progress(len(recs))
     finally:
-        for col in cols:
-            col.snapshot()  # publish what was done, even when interrupted
+        counts = ray.get([w.finish.remote() for w in writers])  # publish, even when interrupted
+        for w in writers:
+            ray.kill(w)
         summary.seconds = time.monotonic() - start
-    counts = [col.count() for col in cols]
-    for col in cols:
-        col.close()
     summary.total = sum(counts)
-    return RayBuild(summary, counts, dict(nodes), actors)
+    return RayBuild(summary, counts, dict(nodes), actors, written_by, pinned)

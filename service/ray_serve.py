@@ -10,7 +10,7 @@ here each round is one call to every shard deployment, all in flight at once. So
 through Serve ranks exactly like the local sharded search, in every mode.
 
 Each shard deployment opens its shard folder on its own node (`<data_dir>/<name>/shard-<i>`,
-so the data dir must be on every node at the same path, or on a shared file system) and asks
+where `index build --ray` wrote it from a writer pinned the same way) and asks
 for a sliver of the custom resource `shard<i>`, which only the node started with
 `--resources='{"shard<i>": 1}'` has. The ingress speaks the single-process service's read API
 with its models (service/models.py) and `{error, detail, field}` errors: a collection's
@@ -96,9 +96,11 @@ class ShardSearch:
 @serve.deployment
 @serve.ingress(app)
 class Ingress:
-    def __init__(self, shards: list[Any], data_dir: str, name: str, embedder: str) -> None:
+    def __init__(
+        self, shards: list[Any], data_dir: str, name: str, embedder: str, info: dict[str, Any]
+    ) -> None:
         self.shards, self.name = shards, name
-        self.info = read_shards_file(Path(data_dir) / name)
+        self.info = info  # read by deploy: this node may hold no shard, nor shards.json
         self.settings = Settings(data_dir=Path(data_dir) / name, embedder=embedder)
         self.embedder = load_embedder(embedder)
         self.metric: str | None = None  # the shards', asked once
@@ -242,4 +244,4 @@ def deploy(data_dir: str, name: str, embedder: str, host: str, port: int) -> Non
     ]
     serve.start(http_options={"host": host, "port": port, "location": "HeadOnly"})
     ingress = Ingress.options(ray_actor_options={"num_cpus": 0})  # type: ignore[attr-defined]
-    serve.run(ingress.bind(shards, data_dir, name, embedder), name=name, route_prefix="/")
+    serve.run(ingress.bind(shards, data_dir, name, embedder, info), name=name, route_prefix="/")

@@ -40,6 +40,8 @@ def test_ray_build_equals_local_build_and_resumes(tmp_path: Path, local_ray: Any
     assert sorted(b.line for b in s.bad) == sorted(b.line for b in local.bad) == [11, 99, 402]
     assert len(seen) == 3 and s.total == local.total == 399
     assert all(c > 150 for c in out.shards)
+    # one writer per shard, pinned by the node's shard<i> resource (conftest gives it both)
+    assert out.pinned == [True, True] and len(out.writers) == 2
 
     col = eng.collection("sharded")
     whole = eng.collection("local")
@@ -58,4 +60,26 @@ def test_ray_build_equals_local_build_and_resumes(tmp_path: Path, local_ray: Any
     assert (again.summary.upserted, again.summary.skipped_unchanged) == (0, 399)
     # only the record the engine refused goes to the cluster again (and is refused again)
     assert sum(again.nodes.values()) == 1 and len(again.summary.bad) == 3
+    eng.close()
+
+
+def test_ray_build_without_shard_resources_writes_on_the_driver_node(
+    tmp_path: Path, local_ray: Any
+) -> None:
+    """Three shards on a node with only shard0/shard1: shard 2's writer runs on the driver's
+    node (unpinned), and the result still equals the local build."""
+    settings = Settings(data_dir=tmp_path / "data", embedder="hash-384")
+    out = build_ray(settings, "three", corpus(120), shards=3, batch_size=32)
+    here = local_ray.get_runtime_context().get_node_id()
+    assert out.pinned == [True, True, False] and out.writers == [here] * 3
+    eng = Engine(settings)
+    local = build(eng, "local", corpus(120), batch_size=32)
+    col = eng.collection("three")
+    assert sum(out.shards) == col.count() == local.total == 119
+    for shard in range(3):
+        assert (tmp_path / "data" / "three" / f"shard-{shard}" / "manifest.json").is_file()
+    q = Query(text="topic 2", k=15)
+    assert [h.score for h in col.search(q)] == pytest.approx(
+        [h.score for h in eng.collection("local").search(q)], abs=1e-6
+    )
     eng.close()

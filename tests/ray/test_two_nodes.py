@@ -7,8 +7,9 @@ first process exits, the kernel kills every Ray process in it, so nothing here e
 `ray stop` (which kills every Ray process on the host by name).
 
 The driver (below) runs the sharded build with two embedder actors, which can only be placed
-one per node (one CPU each), then searches each shard with a task pinned to its node by the
-shard's custom resource, and checks the merged answer against the local sharded collection.
+one per node (one CPU each), and writes each shard from a writer actor on the node with that
+shard's resource; then searches each shard with a task pinned to its node by the shard's
+custom resource, and checks the merged answer against the local sharded collection.
 """
 
 import json
@@ -92,7 +93,8 @@ DRIVER = textwrap.dedent(
     served_nodes = httpx.get("http://127.0.0.1:8000/v1/nodes", timeout=60).json()
     print(json.dumps({
         "nodes": nodes, "embedded_by": out.nodes, "shards": out.shards,
-        "upserted": out.summary.upserted, "search_nodes": [n for n, _ in pinned],
+        "upserted": out.summary.upserted, "writers": out.writers, "pinned": out.pinned,
+        "search_nodes": [n for n, _ in pinned],
         "merged": [s for _, s in merged], "local": [h.score for h in local],
         "served": [h["score"] for h in served["hits"]], "served_nodes": served_nodes,
         "min_cosine_to_in_process": float(cosines.min()),
@@ -172,6 +174,11 @@ def test_two_nodes_embed_and_serve_each_shard_where_it_is_pinned(
         assert set(out["embedded_by"]) <= set(out["nodes"])
     assert sum(out["embedded_by"].values()) == out["upserted"] == n
     assert sum(out["shards"]) == n
+    # each shard was written by a writer on the node that has its resource (the node that
+    # serves it): the two nodes share one file system here, so this is asserted on node ids
+    assert out["pinned"] == [True, True]
+    owner = {r: node for node, res in out["nodes"].items() for r in res if r.startswith("shard")}
+    assert out["writers"] == [owner["shard0"], owner["shard1"]]
     assert out["min_cosine_to_in_process"] > 0.9999  # every vector is the in-process embedding
     assert sorted(out["search_nodes"]) == sorted(out["nodes"])  # one shard search per node
     assert out["merged"] == pytest.approx(out["local"], abs=1e-6)
