@@ -513,3 +513,72 @@ def _positions(ranked: list[retrieve.Ranked], n: int) -> list[int]:
         at.append(seen[r.label % n])
         seen[r.label % n] += 1
     return at
+
+
+# ---- analogy over N shards ----------------------------------------------------------------------
+# indexer/analogy.py scans every vector of a collection. Over shards that live on other nodes
+# (service/ray_serve.py), each shard scores its own vectors against the terms' vectors and returns
+# its top k; the merge keeps the local order exactly: scores best first, ties in shard order then
+# in each shard's label order, as the concatenation of the shards' vectors sorts them.
+@dataclass
+class AnalogyAsk:
+    """What each shard is asked: the positive and negative terms' unit vectors (p, d) and (m, d),
+    the method, k, and the ids excluded as inputs (None: keep them)."""
+
+    P: NDArray[np.float32]
+    N: NDArray[np.float32] | None
+    method: str
+    k: int
+    excluded: set[str] | None
+
+
+@dataclass
+class AnalogyCandidate:
+    score: float
+    doc: Doc
+    cosines: list[float]  # to each term, positive then negative
+
+
+def shard_term(col: Collection, key: str) -> tuple[NDArray[np.float32], str, str | None] | None:
+    """A term's (unit vector, "document", id) if `key` is a document id on this shard."""
+    col.sync()
+    return col.term_vector(key) if key in col.label_by_id else None
+
+
+def shard_analogy(col: Collection, ask: AnalogyAsk) -> list[AnalogyCandidate]:
+    """This shard's top k by 3CosAdd (Σ cos p − Σ cos n) or 3CosMul (Π s(p) / (Π s(n) + ε),
+    s = (cos + 1) / 2), best first: indexer/analogy.py's scores over this shard's vectors."""
+    from .analogy import EPSILON
+
+    labels, unit = col.unit_vectors()  # (n,), (n, d)
+    cos_p = unit @ ask.P.T  # (n, p)
+    cos_n = unit @ ask.N.T if ask.N is not None else np.zeros((len(unit), 0), np.float32)
+    if ask.method == "3cosadd":
+        scores = cos_p.sum(axis=1) - cos_n.sum(axis=1)
+    else:
+        scores = np.prod((cos_p + 1) / 2, axis=1) / (np.prod((cos_n + 1) / 2, axis=1) + EPSILON)
+    if ask.excluded is not None:
+        for i, lab in enumerate(labels):
+            if col.id_by_label.get(int(lab), "").lower() in ask.excluded:
+                scores[i] = -np.inf
+    order = np.argsort(-scores, kind="stable")[: ask.k]
+    order = order[np.isfinite(scores[order])]
+    docs = col.store.get_by_labels([int(labels[i]) for i in order])
+    cos = np.concatenate([cos_p, cos_n], axis=1)
+    return [
+        AnalogyCandidate(float(scores[i]), docs[int(labels[i])], [float(c) for c in cos[i]])
+        for i in order
+        if int(labels[i]) in docs
+    ]
+
+
+def merge_analogy(parts: list[list[AnalogyCandidate]], k: int) -> list[AnalogyCandidate]:
+    """The k best candidates over the shards' lists (ties: shard order, then rank)."""
+    scores = [np.asarray([c.score for c in p], dtype=np.float64) for p in parts]
+    return [parts[s][r] for s, r in merge_top_k(scores, k, True)]
+
+
+ANALOGY_OPS: dict[str, Callable[[Collection, Any], Any]] = {
+    "term": shard_term,
+    "analogy": shard_analogy,
+}

@@ -15,27 +15,34 @@ for a sliver of the custom resource `shard<i>`, which only the node started with
 `--resources='{"shard<i>": 1}'` has. The ingress speaks the single-process service's read API
 with its models (service/models.py) and `{error, detail, field}` errors: a collection's
 description, search and batch search in every mode, a document by id (asked of its shard
-only) and the document list. Not served here: writes (a sharded collection is written by
-`index build --ray`) and analogy (it scans every vector of the collection).
+only), the document list, writes (each document upserted or deleted by its shard; a batch
+over several shards is all or nothing per shard, not across them) and analogy (each shard
+scores its own vectors, indexer/shards.py `shard_analogy`, and the ingress merges).
 
 Ray is an optional extra: this is the only module in `service` that imports it.
 """
 
+import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import FastAPI, Query
 from ray import serve
 
-from indexer import Engine, Settings
+from indexer import Engine, Settings, parse_expression
 from indexer import Query as EngineQuery
-from indexer.collection import Hit
+from indexer.analogy import AnalogyHit, AnalogyResult
+from indexer.collection import Collection, DocumentIn, Hit
 from indexer.embed import load_embedder
-from indexer.errors import CollectionNotFound, VPError
+from indexer.errors import CollectionNotFound, DocumentNotFound, InvalidInput, VPError
 from indexer.shards import (
+    ANALOGY_OPS,
     SHARD_OPS,
+    AnalogyAsk,
     Plan,
     check_queries,
+    merge_analogy,
     merge_pages,
     read_shards_file,
     resolve,
@@ -45,9 +52,15 @@ from indexer.shards import (
 
 from .errors import install_error_handlers
 from .models import (
+    MAX_K,
+    NAME_PATTERN,
+    AnalogyRequest,
+    AnalogyResponse,
     BatchSearchRequest,
     BatchSearchResponse,
     CollectionResponse,
+    DeleteRequest,
+    DeleteResponse,
     DocumentListResponse,
     DocumentResponse,
     LiveResponse,
@@ -55,6 +68,9 @@ from .models import (
     SearchRequest,
     SearchResponse,
     SearchResults,
+    UpsertRequest,
+    UpsertResponse,
+    check_at_most,
 )
 
 app = FastAPI(title="vector-primer on Ray Serve")
@@ -62,11 +78,48 @@ install_error_handlers(app)
 WithVectors = Annotated[bool, Query(description="include each document's stored vector")]
 
 
+def shard_upsert(col: Collection, arg: tuple[list[DocumentIn], bool]) -> dict[str, int]:
+    """Upsert into one shard, all or nothing there; its counts and its size afterwards."""
+    docs, skip_unchanged = arg
+    return {**col.upsert(docs, skip_unchanged), "count": col.count()}
+
+
+def shard_delete(col: Collection, arg: tuple[list[str] | None, dict[str, Any] | None]) -> Any:
+    """Delete by ids and/or filter on one shard; the ids that were there and are gone."""
+    ids, where = arg
+    return col.delete(ids, where)
+
+
+WRITE_OPS: dict[str, Any] = {"upsert": shard_upsert, "delete": shard_delete}
+OPS: dict[str, Any] = {**SHARD_OPS, **ANALOGY_OPS, **WRITE_OPS}
+_DOCUMENT = re.compile(r"^documents\[(\d+)\]")
+_SHARD_NAME = re.compile(r"collection 'shard-\d+'")
+
+
 def _error(e: dict[str, Any]) -> VPError:
     """A shard's VPError, rebuilt on the ingress with its status and code."""
     err = VPError(e["detail"], field=e["field"])
     err.status, err.code = e["status"], e["code"]
     return err
+
+
+# defined before the deployments: Serve pickles them with the globals they see by then
+def _in_request(e: dict[str, Any], at: list[int], name: str) -> dict[str, Any]:
+    """A shard's error about its documents[j], renamed to the request's documents[at[j]] and
+    naming the sharded collection, not the shard."""
+
+    def rename(text: str | None) -> str | None:
+        if text is None:
+            return None
+        text = _SHARD_NAME.sub(f"collection {name!r}", text)
+        return _DOCUMENT.sub(lambda m: f"documents[{at[int(m.group(1))]}]", text)
+
+    return {**e, "detail": rename(e["detail"]), "field": rename(e["field"])}
+
+
+def _document_index(e: dict[str, Any]) -> int:
+    m = _DOCUMENT.match(e["field"] or "")
+    return int(m.group(1)) if m else -1
 
 
 @serve.deployment
@@ -81,10 +134,11 @@ class ShardSearch:
         self.node = ray.get_runtime_context().get_node_id()
 
     def run(self, op: str, arg: Any) -> dict[str, Any]:
-        """One round on this shard: `op` of indexer/shards.py SHARD_OPS. An engine error comes
+        """One round on this shard: `op` of `OPS` (indexer/shards.py SHARD_OPS and
+        ANALOGY_OPS, the writes above). An engine error comes
         back as data (its status, code and field), so the ingress can raise it as it was."""
         try:
-            return {"ok": SHARD_OPS[op](self.col, arg), "node": self.node}
+            return {"ok": OPS[op](self.col, arg), "node": self.node}
         except VPError as e:
             err = {"status": e.status, "code": e.code, "detail": e.detail, "field": e.field}
             return {"error": err, "node": self.node}
@@ -113,18 +167,26 @@ class Ingress:
     async def _describe(self) -> list[dict[str, Any]]:
         return [await s.describe.remote() for s in self.shards]
 
-    async def _call(self, op: str, args: list[Any], only: int | None = None) -> list[Any]:
-        """One round: `op` with args[i] on shard i (or on shard `only` alone), all calls in
-        flight before the first answer is awaited."""
-        targets = range(len(self.shards)) if only is None else [only]
-        pending = [self.shards[i].run.remote(op, a) for i, a in zip(targets, args, strict=True)]
-        answers = [await p for p in pending]
-        for a in answers:
-            self.answered[a["node"]] = self.answered.get(a["node"], 0) + 1
+    async def _call(
+        self, op: str, args: list[Any], only: int | None = None, to: list[int] | None = None
+    ) -> list[Any]:
+        """One round: `op` with args[i] on shard i (or on shard `only` alone, or on the shards
+        `to`), all calls in flight before the first answer is awaited."""
+        answers = await self._answers(op, args, only, to)
         for a in answers:
             if "error" in a:
                 raise _error(a["error"])
         return [a["ok"] for a in answers]
+
+    async def _answers(
+        self, op: str, args: list[Any], only: int | None = None, to: list[int] | None = None
+    ) -> list[dict[str, Any]]:
+        targets = to if to is not None else range(len(self.shards)) if only is None else [only]
+        pending = [self.shards[i].run.remote(op, a) for i, a in zip(targets, args, strict=True)]
+        answers: list[dict[str, Any]] = [await p for p in pending]
+        for a in answers:
+            self.answered[a["node"]] = self.answered.get(a["node"], 0) + 1
+        return answers
 
     async def _run(self, plan: Plan) -> list[list[Hit]]:
         """indexer/shards.py `run_plan`, awaiting each round instead of blocking on it."""
@@ -229,6 +291,139 @@ class Ingress:
         shard = shard_of(doc_id, len(self.shards))
         (doc,) = await self._call("get", [(doc_id, name)], only=shard)
         return DocumentResponse.from_doc(doc, with_vectors)
+
+    # ---- writes: each document goes to its shard -------------------------------------------
+    @app.put("/v1/collections/{name}/documents")
+    async def upsert_documents(self, name: str, req: UpsertRequest) -> UpsertResponse:
+        """Insert or replace documents by id, each upserted by its shard (`shard_of`), which
+        embeds its texts. All or nothing per shard, not across shards: when one shard refuses
+        its part of a batch, the parts other shards accepted stay written (as in Qdrant, a
+        write to several shards is not atomic). The error names the request's own index."""
+        self._check(name)
+        req.check_limits(self.settings)
+        n = len(self.shards)
+        at: list[list[int]] = [[] for _ in range(n)]  # shard -> the request's indices
+        for i, d in enumerate(req.documents):
+            at[shard_of(d.id, n)].append(i)
+        to = [s for s in range(n) if at[s]]
+        args = [([req.documents[i].to_engine() for i in at[s]], req.skip_unchanged) for s in to]
+        answers = await self._answers("upsert", args, to=to)
+        refused = [(s, a["error"]) for s, a in zip(to, answers, strict=True) if "error" in a]
+        if refused:  # the refusal of the earliest document, as one collection reports it
+            errs = [_in_request(e, at[s], name) for s, e in refused]
+            raise _error(min(errs, key=lambda e: _document_index(e)))
+        counts = [a["ok"] for a in answers]
+        if len(to) < n:  # the size of the shards that were not written
+            rest = [s for s in range(n) if s not in to]
+            parts = await self._describe()
+            counts += [{"upserted": 0, "skipped": 0, "count": parts[s]["count"]} for s in rest]
+        return UpsertResponse(
+            collection=name,
+            upserted=sum(c["upserted"] for c in counts),
+            skipped=sum(c["skipped"] for c in counts),
+            count=sum(c["count"] for c in counts),
+        )
+
+    @app.post("/v1/collections/{name}/documents/delete")
+    async def delete_documents(self, name: str, req: DeleteRequest) -> DeleteResponse:
+        """Delete by ids (each asked of its shard) and/or a filter (asked of every shard)."""
+        self._check(name)
+        req.check_limits(self.settings)
+        if req.ids is None and req.filter is None:
+            raise InvalidInput("give ids or a filter", field="ids")
+        n = len(self.shards)
+        mine: list[list[str]] = [[] for _ in range(n)]
+        for doc_id in req.ids or []:
+            mine[shard_of(doc_id, n)].append(doc_id)
+        to = [s for s in range(n) if mine[s] or req.filter is not None]
+        parts = await self._call("delete", [(mine[s], req.filter) for s in to], to=to)
+        deleted = sorted({d for part in parts for d in part})
+        return DeleteResponse(deleted=deleted, count=len(deleted))
+
+    @app.delete("/v1/collections/{name}/documents/{doc_id:path}")
+    async def delete_document(self, name: str, doc_id: str) -> DeleteResponse:
+        """Delete one document on its shard; 404 if it is not there."""
+        self._check(name)
+        shard = shard_of(doc_id, len(self.shards))
+        await self._call("get", [(doc_id, name)], only=shard)  # 404 before any write
+        (deleted,) = await self._call("delete", [([doc_id], None)], only=shard)
+        if not deleted:
+            raise DocumentNotFound(f"no document {doc_id!r} in collection {name!r}", field="id")
+        return DeleteResponse(deleted=deleted, count=1)
+
+    # ---- analogy: each shard scores its own vectors -----------------------------------------
+    @app.post("/v1/analogy")
+    async def analogy_post(self, req: AnalogyRequest) -> AnalogyResponse:
+        """indexer/analogy.py over the shards: each term resolved on its shard (a document id)
+        or embedded here, each shard's top k by the analogy score, merged here."""
+        return await self._analogy(req)
+
+    @app.get("/v1/analogy")
+    async def analogy_get(
+        self,
+        q: Annotated[str, Query(min_length=1, max_length=500)],
+        collection: Annotated[str, Query(pattern=NAME_PATTERN)] = "words",
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+        method: Literal["3cosadd", "3cosmul"] = "3cosadd",
+        exclude_inputs: bool = True,
+    ) -> AnalogyResponse:
+        positive, negative = parse_expression(q)
+        req = AnalogyRequest.model_construct(
+            positive=positive,
+            negative=negative,
+            collection=collection,
+            k=k,
+            method=method,
+            exclude_inputs=exclude_inputs,
+        )
+        return await self._analogy(req)
+
+    async def _analogy(self, req: AnalogyRequest) -> AnalogyResponse:
+        check_at_most(req.k, self.settings.max_k, "k", "VP_MAX_K")
+        self._check(req.collection)
+        if not 1 <= req.k <= 1000:  # indexer/analogy.py's own bound, under VP_MAX_K's
+            raise InvalidInput("k must be in [1, 1000]", field="k")
+        terms = req.positive + req.negative
+        for name, group in (("positive", req.positive), ("negative", req.negative)):
+            for i, t in enumerate(group):
+                if not t.strip():
+                    raise InvalidInput(
+                        f"{name}[{i}] must be a non-empty string", field=f"{name}[{i}]"
+                    )
+        resolved = [(t, *await self._term(t)) for t in terms]
+        P = np.stack([v for _, v, _, _ in resolved[: len(req.positive)]])
+        N = np.stack([v for _, v, _, _ in resolved[len(req.positive) :]]) if req.negative else None
+        excluded = None
+        if req.exclude_inputs:
+            excluded = {t.lower() for t, *_ in resolved} | {d for *_, d in resolved if d}
+        ask = AnalogyAsk(P, N, req.method, req.k, excluded)
+        parts = await self._call("analogy", [ask] * len(self.shards))
+        hits = [
+            AnalogyHit(
+                c.doc.id,
+                c.score,
+                c.doc.text,
+                c.doc.metadata,
+                dict(zip(terms, c.cosines, strict=True)),
+            )
+            for c in merge_analogy(parts, req.k)
+        ]
+        sources = [{"term": t, "source": src, "document": doc} for t, _, src, doc in resolved]
+        result = AnalogyResult(req.method, hits, sources)
+        return AnalogyResponse.from_result(req.collection, req.positive, req.negative, result)
+
+    async def _term(self, term: str) -> tuple[Any, str, str | None]:
+        """A term's unit vector: the document with that id (or its lower case) on its shard,
+        else the term embedded here (as Collection.term_vector does)."""
+        for key in (term, term.lower()):
+            (found,) = await self._call("term", [key], only=shard_of(key, len(self.shards)))
+            if found is not None:
+                return tuple(found)
+        v = self.embedder.embed([term])[0]
+        norm = float(np.linalg.norm(v))
+        if norm == 0 or not np.isfinite(norm):
+            raise InvalidInput("term vector has zero length", field="terms")
+        return (v / norm).astype(np.float32), "embedded", None
 
 
 def deploy(data_dir: str, name: str, embedder: str, host: str, port: int) -> None:
