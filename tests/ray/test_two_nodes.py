@@ -9,7 +9,8 @@ first process exits, the kernel kills every Ray process in it, so nothing here e
 The driver (below) runs the sharded build with two embedder actors, which can only be placed
 one per node (one CPU each), and writes each shard from a writer actor on the node with that
 shard's resource; then searches each shard with a task pinned to its node by the shard's
-custom resource, and checks the merged answer against the local sharded collection.
+custom resource, and checks the merged answer against the local sharded collection; through
+Serve it searches, writes a document to each shard and asks an analogy.
 """
 
 import json
@@ -49,7 +50,7 @@ DRIVER = textwrap.dedent(
     """
     import json, sys
     import ray
-    from indexer import Engine, Query, Settings
+    from indexer import Engine, Query, Settings, analogy
     from indexer.ray_jobs import build_ray
     from indexer.readers import Record
     from indexer.shards import shard_names
@@ -91,6 +92,17 @@ DRIVER = textwrap.dedent(
     served = httpx.post("http://127.0.0.1:8000/v1/collections/docs/search",
                         json={"query": "topic 3", "k": 10}, timeout=60).json()
     served_nodes = httpx.get("http://127.0.0.1:8000/v1/nodes", timeout=60).json()
+    from indexer.shards import shard_of
+    new = [next(f"new{i}" for i in range(99) if shard_of(f"new{i}", 2) == s) for s in (0, 1)]
+    docs = [{"id": d, "text": "topic 3 written through serve"} for d in new]
+    put = httpx.put("http://127.0.0.1:8000/v1/collections/docs/documents",
+                    json={"documents": docs}, timeout=60)
+    got = [httpx.get(f"http://127.0.0.1:8000/v1/collections/docs/documents/{d}", timeout=60)
+           .status_code for d in new]
+    ana = httpx.post("http://127.0.0.1:8000/v1/analogy", timeout=60, json={
+        "positive": ["d1", "topic"], "negative": ["d2"], "collection": "docs", "k": 5})
+    local_ana = [(h.id, round(h.score, 5)) for h in analogy(
+        Engine(settings).collection("docs"), ["d1", "topic"], ["d2"], 5).hits]
     print(json.dumps({
         "nodes": nodes, "embedded_by": out.nodes, "shards": out.shards,
         "upserted": out.summary.upserted, "writers": out.writers, "pinned": out.pinned,
@@ -98,6 +110,9 @@ DRIVER = textwrap.dedent(
         "merged": [s for _, s in merged], "local": [h.score for h in local],
         "served": [h["score"] for h in served["hits"]], "served_nodes": served_nodes,
         "min_cosine_to_in_process": float(cosines.min()),
+        "put": [put.status_code, put.json().get("count")], "got": got,
+        "analogy": [(h["id"], round(h["score"], 5)) for h in ana.json()["hits"]],
+        "local_analogy": local_ana,
     }))
     """
 )
@@ -185,3 +200,6 @@ def test_two_nodes_embed_and_serve_each_shard_where_it_is_pinned(
     # Ray Serve: the shard deployments answered from both nodes, merged like the local search
     assert out["served"] == pytest.approx(out["local"], abs=1e-6)
     assert set(out["served_nodes"]) == set(out["nodes"])
+    # writes through Serve land on both shards; analogy through Serve equals the local one
+    assert out["put"] == [200, n + 2] and out["got"] == [200, 200]
+    assert out["analogy"] == out["local_analogy"] and len(out["analogy"]) == 5
