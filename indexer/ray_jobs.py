@@ -28,7 +28,7 @@ Ray is an optional extra: this module is the only one in `indexer` that imports 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,8 @@ from .readers import BadRecord, Item, Record
 from .settings import Settings
 from .shards import SHARDS_FILE, read_shards_file, shard_names, shard_of, write_shards_file
 from .store import content_hash
+
+WRITES_IN_FLIGHT = 4  # embedded batches sent to the writers and not yet acknowledged
 
 
 @dataclass
@@ -291,16 +293,13 @@ def build_ray(
                 batch_format="numpy",
                 num_cpus=1,
             )
-            # 4: send each embedded batch to its shards' writers as it arrives
-            for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
-                recs = [todo[int(i)] for i in batch["idx"]]
-                vectors = np.asarray(batch["vector"], np.float32)
-                nodes.update(str(n) for n in batch["node"])
-                calls = []
-                for s, w in enumerate(writers):
-                    at = [j for j, r in enumerate(recs) if shard_of(r.id, shards) == s]
-                    if at:
-                        calls.append(w.write.remote([recs[j] for j in at], vectors[at]))
+            # 4: send each embedded batch to its shards' writers as it arrives; up to
+            # WRITES_IN_FLIGHT batches are being written while the next ones are embedded (a
+            # writer runs its calls in the order they were sent, so this changes no result)
+            in_flight: deque[tuple[list[Any], int]] = deque()
+
+            def collect() -> None:
+                calls, count = in_flight.popleft()
                 for answer in ray.get(calls):
                     upserted, skipped, bad = _raise(answer)
                     summary.upserted += upserted
@@ -310,7 +309,22 @@ def build_ray(
                         if on_bad:
                             on_bad(b)
                 if progress:
-                    progress(len(recs))
+                    progress(count)
+
+            for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
+                recs = [todo[int(i)] for i in batch["idx"]]
+                vectors = np.asarray(batch["vector"], np.float32)
+                nodes.update(str(n) for n in batch["node"])
+                calls = []
+                for s, w in enumerate(writers):
+                    at = [j for j, r in enumerate(recs) if shard_of(r.id, shards) == s]
+                    if at:
+                        calls.append(w.write.remote([recs[j] for j in at], vectors[at]))
+                in_flight.append((calls, len(recs)))
+                if len(in_flight) > WRITES_IN_FLIGHT:
+                    collect()
+            while in_flight:
+                collect()
     finally:
         counts = ray.get([w.finish.remote() for w in writers])  # publish, even when interrupted
         for w in writers:
