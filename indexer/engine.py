@@ -257,8 +257,9 @@ class Engine:
         return out
 
     def drop_collection(self, name: str) -> None:
+        """Drop a collection (a sharded one with all of its shards), atomically."""
         path = self._path(name)
-        if not (path / "manifest.json").exists():
+        if not ((path / "manifest.json").exists() or (path / "shards.json").is_file()):
             raise CollectionNotFound(f"no collection named {name!r}", field="name")
         self._forget(name)
         trash = self.data_dir / f".{name}.dropped-{uuid.uuid4().hex[:8]}"

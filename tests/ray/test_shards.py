@@ -15,7 +15,7 @@ from indexer import Engine, Query, Settings
 from indexer import rank as fuse
 from indexer.analogy import analogy
 from indexer.collection import Collection, DocumentIn, Hit
-from indexer.errors import InvalidInput
+from indexer.errors import CollectionNotFound, InvalidInput
 from indexer.shards import ShardedCollection, shard_names, shard_of, write_shards_file
 
 N_SHARDS = 3
@@ -258,3 +258,15 @@ def test_errors_name_the_field_as_one_collection_does(engine: Engine) -> None:
         with pytest.raises(InvalidInput) as want:
             engine.collection("whole").search(bad)
         assert (e.value.field, e.value.detail) == (want.value.field, want.value.detail)
+
+
+def test_dropping_a_sharded_collection_drops_every_shard(engine: Engine, tmp_path: Path) -> None:
+    col = engine.collection("parts")
+    shard_paths = [s.path for s in col.shards]
+    engine.drop_collection("parts")
+    assert not (tmp_path / "data" / "parts").exists()
+    assert not any(p.exists() for p in shard_paths)
+    assert "parts" not in {c["name"] for c in engine.list_collections()}
+    with pytest.raises(CollectionNotFound):
+        engine.collection("parts")
+    assert engine.collection("whole").count() == 300  # the others stay
