@@ -23,6 +23,7 @@ Ray is an optional extra: this is the only module in `service` that imports it.
 """
 
 import re
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -72,9 +73,16 @@ from .models import (
     UpsertResponse,
     check_at_most,
 )
+from .routers import embeddings, similarity
+from .routers import math as math_routes
 
 app = FastAPI(title="vector-primer on Ray Serve")
 install_error_handlers(app)
+# what needs no collection is the single-process service's own routes: embeddings (OpenAI
+# shape), similarity and primer_math's endpoints, on an engine of the ingress's (see Ingress)
+for _module in (embeddings, similarity):
+    app.include_router(_module.router, prefix="/v1")
+app.include_router(math_routes.router)
 WithVectors = Annotated[bool, Query(description="include each document's stored vector")]
 
 
@@ -157,6 +165,10 @@ class Ingress:
         self.info = info  # read by deploy: this node may hold no shard, nor shards.json
         self.settings = Settings(data_dir=Path(data_dir) / name, embedder=embedder)
         self.embedder = load_embedder(embedder)
+        # the collection-free routes' engine: the ingress's model, a private data dir (this
+        # node may hold no shard, and those routes store nothing)
+        own = Settings(data_dir=Path(tempfile.mkdtemp(prefix="vp-ingress-")), embedder=embedder)
+        app.state.engine, app.state.settings = Engine(own), own
         self.metric: str | None = None  # the shards', asked once
         self.answered: dict[str, int] = {}  # node id -> shard calls it answered
 

@@ -260,3 +260,23 @@ def test_serve_batch_over_two_shards_is_atomic_per_shard_only(
     assert whole.get(f"/v1/collections/docs/documents/{a[0]}").status_code == 404
     assert local.get(f"/v1/collections/docs/documents/{a[0]}").status_code == 200  # shard 0's
     assert local.get(f"/v1/collections/docs/documents/{b[0]}").status_code == 404
+
+
+COLLECTION_FREE: list[tuple[str, dict[str, Any]]] = [
+    ("/v1/embeddings", {"input": ["a red king", "pear"], "model": "hash-384"}),
+    ("/v1/similarity", {"texts": ["a red king", "the queen", "pears"]}),
+    ("/v1/math/softmax", {"logits": [2.0, 1.0, 0.1], "temperature": 0.5}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), COLLECTION_FREE, ids=lambda x: str(x))
+def test_serve_answers_the_collection_free_routes_like_the_single_process_service(
+    both: tuple[str, Any], path: str, body: dict[str, Any]
+) -> None:
+    url, local = both
+    served = httpx.post(f"{url}{path}", json=body, timeout=60)
+    want = local.post(path, json=body)
+    assert served.status_code == want.status_code, (served.text, want.text)
+    assert rounded(served.json()) == rounded(want.json())
+    bad = httpx.post(f"{url}{path}", json={}, timeout=60)  # the same 422 naming the field
+    assert (bad.status_code, bad.json()) == (422, local.post(path, json={}).json())
