@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from indexer import DocumentIn as EngineDocument
-from indexer import Hit, Query, Settings
+from indexer import Hit, Query, Settings, parse_expression
 from indexer.analogy import AnalogyResult
 from indexer.errors import InvalidInput
 from indexer.store import Doc
@@ -436,6 +436,27 @@ class AnalogyRequest(Request):
     k: int = Field(5, ge=1, le=MAX_K)
     method: Literal["3cosadd", "3cosmul"] = "3cosadd"
     exclude_inputs: bool = True
+
+    @classmethod
+    def from_expression(
+        cls,
+        q: str,
+        collection: str,
+        k: int,
+        method: Literal["3cosadd", "3cosmul"],
+        exclude_inputs: bool,
+    ) -> AnalogyRequest:
+        """`GET /v1/analogy?q=king-man%2Bwoman`'s request, its other fields already validated
+        by the route's query parameters (the terms are checked where they are used)."""
+        positive, negative = parse_expression(q)
+        return cls.model_construct(
+            positive=positive,
+            negative=negative,
+            collection=collection,
+            k=k,
+            method=method,
+            exclude_inputs=exclude_inputs,
+        )
 
 
 class AnalogyTerm(Response):

@@ -31,7 +31,7 @@ import numpy as np
 from fastapi import FastAPI, Query
 from ray import serve
 
-from indexer import Engine, Settings, parse_expression
+from indexer import Engine, Settings
 from indexer import Query as EngineQuery
 from indexer.analogy import AnalogyHit, AnalogyResult
 from indexer.collection import Collection, DocumentIn, Hit
@@ -379,15 +379,7 @@ class Ingress:
         method: Literal["3cosadd", "3cosmul"] = "3cosadd",
         exclude_inputs: bool = True,
     ) -> AnalogyResponse:
-        positive, negative = parse_expression(q)
-        req = AnalogyRequest.model_construct(
-            positive=positive,
-            negative=negative,
-            collection=collection,
-            k=k,
-            method=method,
-            exclude_inputs=exclude_inputs,
-        )
+        req = AnalogyRequest.from_expression(q, collection, k, method, exclude_inputs)
         return await self._analogy(req)
 
     async def _analogy(self, req: AnalogyRequest) -> AnalogyResponse:

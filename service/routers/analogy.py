@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from indexer import Engine, Settings, analogy, parse_expression
+from indexer import Engine, Settings, analogy
 from service.deps import EngineDep, SettingsDep
 from service.models import MAX_K, NAME_PATTERN, AnalogyRequest, AnalogyResponse, check_at_most
 
@@ -46,13 +46,5 @@ def analogy_get(
     exclude_inputs: bool = True,
 ) -> AnalogyResponse:
     """The same, written as arithmetic for a browser or curl: `?q=king-man%2Bwoman`."""
-    positive, negative = parse_expression(q)
-    req = AnalogyRequest.model_construct(
-        positive=positive,
-        negative=negative,
-        collection=collection,
-        k=k,
-        method=method,
-        exclude_inputs=exclude_inputs,
-    )
+    req = AnalogyRequest.from_expression(q, collection, k, method, exclude_inputs)
     return _analogy(engine, settings, req)
