@@ -1,9 +1,10 @@
 """Reading a whole store when a collection opens: every row once, each checked against its
 checksum, the vectors in one array.
 
-`Store.verify_rows` then `Store.changes_since(0)` did the same in two passes: each row read twice,
-its metadata parsed twice and serialised again (twice, for a row whose checksum covers a given
-vector) to recompute `content_hash`. Here the checksum is recomputed from the stored bytes: the
+SQLite checks its pages' structure, not the bytes stored in them, so without this a flipped bit
+in a text, metadata or given vector would be served (a vector the engine embedded is not in the
+hash; its text is). Checking each row with `content_hash` would parse its metadata and serialise
+it again; here the checksum is recomputed from the stored bytes: the
 store writes metadata as `json.dumps(metadata, sort_keys=True)`, so
 
     content_hash = sha256(json.dumps([text, metadata], sort_keys=True) [+ vector bytes])
@@ -11,8 +12,7 @@ store writes metadata as `json.dumps(metadata, sort_keys=True)`, so
 
 and a match proves the stored text and metadata are the ones hashed when written (a JSON string
 literal ends at its first unescaped quote, so the text part cannot absorb metadata bytes). A row
-that does not match this way gets `content_hash` itself before it is called damaged. This belongs
-in store.py as a Store method; it lives here until that file's owner takes it.
+that does not match this way gets `content_hash` itself before it is called damaged.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ _ROWS = "SELECT label, id, text, metadata, vector, content_hash FROM documents O
 
 
 def read_verified(store: Store) -> Changes:
-    """Every live document as `changes_since(0)` gives it, each row checked as `verify_rows`
-    checks it (CorruptCollection names the first that fails), in one read transaction."""
+    """Every live document as `changes_since(0)` gives it, each row checked against its content
+    hash (CorruptCollection names the first that fails), in one read transaction."""
     with store._guard("a read"):
         conn = store._conn()
         conn.execute("BEGIN")
@@ -80,7 +80,7 @@ def _parse(meta: str) -> Any:
 
 
 def _matches(text: str | None, meta: str, blob: bytes, want: str, dim: int) -> bool:
-    """The checksum as `verify_rows` computes it, for a row stored some other way."""
+    """The checksum as `content_hash` computes it, for a row stored some other way."""
     metadata = _parse(meta)
     vector = np.frombuffer(blob, dtype=np.float32, count=dim)
     return want in (content_hash(text, metadata, None), content_hash(text, metadata, vector))

@@ -239,8 +239,9 @@ class Store:
 
     Opening checks the file before anything is served: the tables must exist, SQLite's
     `integrity_check` must pass (pages, and every index entry against its row, so a damaged id,
-    label or seq is caught) and the state must be ahead of every row; `verify_rows` then checks
-    the stored values. Else CorruptCollection: an empty or damaged file is never mistaken for
+    label or seq is caught) and the state must be ahead of every row; indexer/load.py
+    `read_verified` then checks every row's stored values against its content hash as the
+    collection loads them. Else CorruptCollection: an empty or damaged file is never mistaken for
     an empty collection, nor served with wrong contents."""
 
     def __init__(self, path: Path, dim: int, busy_timeout_s: float = 2.0) -> None:
@@ -588,22 +589,6 @@ class Store:
     def count(self) -> int:
         with self._guard("a read"):
             return int(self._conn().execute("SELECT COUNT(*) FROM documents").fetchone()[0])
-
-    def verify_rows(self) -> None:
-        """Every document against its content hash: SQLite checks its pages' structure, not
-        the bytes stored in them, so a flipped bit in a text, metadata or (given) vector would
-        otherwise be served. A vector the engine embedded is not in the hash (the text is)."""
-        q = "SELECT id, text, metadata, vector, content_hash FROM documents"
-        with self._guard("a check"):
-            for doc_id, text, meta, blob, want in self._conn().execute(q):
-                metadata = _json(meta)
-                if content_hash(text, metadata, None) == want:
-                    continue
-                if content_hash(text, metadata, _vec(blob, self.dim)) != want:
-                    raise CorruptCollection(
-                        f"document {doc_id!r} of collection {self.name!r} fails its checksum; "
-                        "restore the collection from a backup"
-                    )
 
     def integrity_check(self) -> list[str]:
         """SQLite's full check (every page, every index entry): [] when the file is sound."""

@@ -195,7 +195,7 @@ def test_a_stored_vector_of_the_wrong_size_refuses_the_collection(data: Path) ->
 
 
 def test_an_embedded_vector_is_not_in_the_checksum_its_text_is(data: Path) -> None:
-    """Store.verify_rows: "A vector the engine embedded is not in the hash (the text is)": a
+    """indexer/load.py: "a vector the engine embedded is not in the hash; its text is": a
     flipped bit there is not detected at open, and read_verified serves the stored bytes (the
     text can be embedded again; the vector is not checked against it)."""
     blob = _row(data, "embedded")[2]
