@@ -183,10 +183,10 @@ def test_two_nodes_embed_and_serve_each_shard_where_it_is_pinned(
         "shard0",
         "shard1",
     }
-    if embedder.startswith("hash-"):  # both nodes embedded records
-        assert set(out["embedded_by"]) == set(out["nodes"])
-    else:  # 40 docs: the actor whose model loads first may take every block; both serve below
-        assert set(out["embedded_by"]) <= set(out["nodes"])
+    # which actor embeds which block is Ray Data's call: the actor that starts first may take
+    # every block (the hash embedder is fast; the model loads at different times), so both
+    # nodes' work is asserted on what is pinned: each wrote its shard and served its searches
+    assert set(out["embedded_by"]) <= set(out["nodes"])
     assert sum(out["embedded_by"].values()) == out["upserted"] == n
     assert sum(out["shards"]) == n
     # each shard was written by a writer on the node that has its resource (the node that
