@@ -19,14 +19,17 @@ The same job as indexer/jobs.py, with the embedding and the writing spread over 
 reads it there) and by every writer next to its shard, so each node's data dir is a sharded
 collection of its own (the shards it holds; the others are on their nodes).
 
-What this does not do yet: records are read by the driver (one reader, not `ray.data.read_*`
-across nodes), and the embedded vectors pass through the driver on their way to the writers.
+Records stream through the driver READ_CHUNK at a time (steps 1-4 per chunk), so the driver
+never holds the corpus. What this does not do yet: records are read by the driver (one reader,
+not `ray.data.read_*` across nodes), and the embedded vectors pass through the driver on their
+way to the writers.
 
 Ray is an optional extra: this module is the only one in `indexer` that imports it.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -48,6 +51,7 @@ from .shards import SHARDS_FILE, read_shards_file, shard_names, shard_of, write_
 from .store import content_hash
 
 WRITES_IN_FLIGHT = 4  # embedded batches sent to the writers and not yet acknowledged
+READ_CHUNK = 50_000  # records the driver reads before sending them to the cluster
 
 
 @dataclass
@@ -254,77 +258,83 @@ def build_ray(
         written_by = [str(node) for node, _ in opened]
         emb_name = opened[0][1]
 
-        # 1-2: read, dedupe, report bad records, skip what each shard already holds
-        pending: list[Record] = []
-        for item in jobs.dedupe(records):
-            summary.read += 1
-            if isinstance(item, BadRecord):
-                summary.bad.append(item)
-                if on_bad:
-                    on_bad(item)
-            else:
-                pending.append(item)
-        mine = [[r for r in pending if shard_of(r.id, shards) == i] for i in range(shards)]
-        stored = ray.get(
-            [w.content_hashes.remote([r.id for r in m]) for w, m in zip(writers, mine, strict=True)]
-        )
-        todo: list[Record] = []
-        for m, have in zip(mine, stored, strict=True):
-            fresh = [r for r in m if have.get(r.id) != content_hash(r.text, r.metadata, None)]
-            summary.skipped_unchanged += len(m) - len(fresh)
-            todo += fresh
-        if progress and summary.read - len(todo):
-            progress(summary.read - len(todo))
         nodes: Counter[str] = Counter()
-        if todo:
-            # 3: embed on the cluster
-            rows = [{"idx": i, "text": r.text} for i, r in enumerate(todo)]
-            blocks = max(actors, min(-(-len(rows) // batch_size), 64))
-            items = ray.data.from_items(rows, override_num_blocks=blocks)
-            ds = items.map_batches(
-                EmbedActor,
-                fn_constructor_kwargs={
-                    "embedder": emb_name,
-                    "threads": settings.embed_threads,
-                    "batch_size": settings.embed_batch_size,
-                },
-                compute=ray.data.ActorPoolStrategy(size=actors),
-                batch_size=batch_size,
-                batch_format="numpy",
-                num_cpus=1,
+        # 4: send each embedded batch to its shards' writers as it arrives; up to
+        # WRITES_IN_FLIGHT batches are being written while the next ones are embedded (a
+        # writer runs its calls in the order they were sent, so this changes no result)
+        in_flight: deque[tuple[list[Any], int]] = deque()
+
+        def collect() -> None:
+            calls, count = in_flight.popleft()
+            for answer in ray.get(calls):
+                upserted, skipped, bad = _raise(answer)
+                summary.upserted += upserted
+                summary.skipped_unchanged += skipped
+                summary.bad += bad
+                for b in bad:
+                    if on_bad:
+                        on_bad(b)
+            if progress:
+                progress(count)
+
+        # the corpus streams through in chunks: the driver holds READ_CHUNK records at a time
+        stream = iter(jobs.dedupe(records))
+        while chunk := list(itertools.islice(stream, READ_CHUNK)):
+            # 1-2: read, dedupe, report bad records, skip what each shard already holds
+            pending: list[Record] = []
+            for item in chunk:
+                summary.read += 1
+                if isinstance(item, BadRecord):
+                    summary.bad.append(item)
+                    if on_bad:
+                        on_bad(item)
+                else:
+                    pending.append(item)
+            mine = [[r for r in pending if shard_of(r.id, shards) == i] for i in range(shards)]
+            stored = ray.get(
+                [
+                    w.content_hashes.remote([r.id for r in m])
+                    for w, m in zip(writers, mine, strict=True)
+                ]
             )
-            # 4: send each embedded batch to its shards' writers as it arrives; up to
-            # WRITES_IN_FLIGHT batches are being written while the next ones are embedded (a
-            # writer runs its calls in the order they were sent, so this changes no result)
-            in_flight: deque[tuple[list[Any], int]] = deque()
-
-            def collect() -> None:
-                calls, count = in_flight.popleft()
-                for answer in ray.get(calls):
-                    upserted, skipped, bad = _raise(answer)
-                    summary.upserted += upserted
-                    summary.skipped_unchanged += skipped
-                    summary.bad += bad
-                    for b in bad:
-                        if on_bad:
-                            on_bad(b)
-                if progress:
-                    progress(count)
-
-            for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
-                recs = [todo[int(i)] for i in batch["idx"]]
-                vectors = np.asarray(batch["vector"], np.float32)
-                nodes.update(str(n) for n in batch["node"])
-                calls = []
-                for s, w in enumerate(writers):
-                    at = [j for j, r in enumerate(recs) if shard_of(r.id, shards) == s]
-                    if at:
-                        calls.append(w.write.remote([recs[j] for j in at], vectors[at]))
-                in_flight.append((calls, len(recs)))
-                if len(in_flight) > WRITES_IN_FLIGHT:
+            todo: list[Record] = []
+            for m, have in zip(mine, stored, strict=True):
+                fresh = [r for r in m if have.get(r.id) != content_hash(r.text, r.metadata, None)]
+                summary.skipped_unchanged += len(m) - len(fresh)
+                todo += fresh
+            if progress and len(chunk) - len(todo):
+                progress(len(chunk) - len(todo))
+            if todo:
+                # 3: embed on the cluster
+                rows = [{"idx": i, "text": r.text} for i, r in enumerate(todo)]
+                blocks = max(actors, min(-(-len(rows) // batch_size), 64))
+                items = ray.data.from_items(rows, override_num_blocks=blocks)
+                ds = items.map_batches(
+                    EmbedActor,
+                    fn_constructor_kwargs={
+                        "embedder": emb_name,
+                        "threads": settings.embed_threads,
+                        "batch_size": settings.embed_batch_size,
+                    },
+                    compute=ray.data.ActorPoolStrategy(size=actors),
+                    batch_size=batch_size,
+                    batch_format="numpy",
+                    num_cpus=1,
+                )
+                for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
+                    recs = [todo[int(i)] for i in batch["idx"]]
+                    vectors = np.asarray(batch["vector"], np.float32)
+                    nodes.update(str(n) for n in batch["node"])
+                    calls = []
+                    for s, w in enumerate(writers):
+                        at = [j for j, r in enumerate(recs) if shard_of(r.id, shards) == s]
+                        if at:
+                            calls.append(w.write.remote([recs[j] for j in at], vectors[at]))
+                    in_flight.append((calls, len(recs)))
+                    if len(in_flight) > WRITES_IN_FLIGHT:
+                        collect()
+                while in_flight:
                     collect()
-            while in_flight:
-                collect()
     finally:
         counts = ray.get([w.finish.remote() for w in writers])  # publish, even when interrupted
         for w in writers:
