@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="server processes sharing the port (uvicorn workers): each opens every "
+        "collection itself (memory x workers) and sees the others' writes at its next request",
+    )
     build_words: bool = Field(True, description="build the 'words' collection on first start")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = Field(

@@ -15,7 +15,7 @@ from indexer import Settings
 from indexer.settings import load_settings
 from service.errors import install_error_handlers
 from service.logs import RequestLogMiddleware, configure_logging
-from service.metrics import MeteredEngine, install_metrics
+from service.metrics import MeteredEngine, install_metrics, worker_exits
 from service.middleware import install_middleware
 from service.models import ErrorResponse
 from service.routers import (
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             warmup.close()
             engine.close()
+            worker_exits()
 
     app = FastAPIOffline(
         title="vector-primer", version="0.1.0", description=DESCRIPTION, lifespan=lifespan

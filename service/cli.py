@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -34,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="allow a non-loopback --host without an API key (VP_ALLOW_INSECURE)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port (VP_WORKERS, default 1; README Performance)",
     )
     serve.add_argument(
         "--ray",
@@ -135,8 +143,10 @@ def serve(args: argparse.Namespace) -> int:
             ("port", args.port),
             ("data_dir", args.data_dir),
             ("allow_insecure", args.insecure),
+            ("workers", args.workers),
         )
-        settings = Settings(**{k: v for k, v in flags if v is not None})
+        given = {k: v for k, v in flags if v is not None}
+        settings = Settings(**given)
         from service.app import create_app
 
         app = create_app(settings)  # refuses unusable key settings (ValueError)
@@ -147,6 +157,8 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.workers > 1:
+        return _serve_workers(settings, given)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -157,6 +169,34 @@ def serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     _exit_zero_after_graceful_shutdown(server)
     server.run()
+    return 0
+
+
+def _serve_workers(settings: Settings, given: dict[str, object]) -> int:
+    """`serve --workers N`: uvicorn's supervisor binds the port once and starts N worker
+    processes on it, each building its app from the environment, so the flags given here are
+    handed on as VP_* variables. Each worker has its own engine over the same data directory:
+    the store is made for several processes (a write takes SQLite's lock; the others replay it
+    at their next request), so an acknowledged write is seen by every worker after it.
+    Metrics are summed over the workers by prometheus-client's multiprocess mode, in a fresh
+    directory removed at exit."""
+    for key, value in given.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        os.environ[f"VP_{key.upper()}"] = text
+    metrics_dir = tempfile.mkdtemp(prefix="vp-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -11,7 +11,10 @@ What is measured, and where (all in the service layer; the engine's files are no
   call (documents, queries, the `words` build), through `MeteredEngine`, whose embedders time
   each batch.
 - `vp_collection_documents{collection, index, metric}` and `vp_ready`: read when scraped.
-- process and Python GC metrics (`process_*`, `python_*`).
+- process and Python GC metrics (`process_*`, `python_*`), with one worker only.
+
+With `serve --workers N` every counter and histogram is the sum over the workers
+(prometheus-client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR set by the CLI).
 
 When `VP_API_KEY` is set, `/metrics` needs the key like every other data path (as in Qdrant):
 collection names and sizes are not for everyone. Prometheus sends it with
@@ -21,6 +24,7 @@ collection names and sizes are not for everyone. Prometheus sends it with
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -38,6 +42,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -45,6 +50,18 @@ from starlette.types import Scope
 
 from indexer import Engine, Settings
 from indexer.embed import Embedder, Vectors
+
+
+def multiprocess_dir() -> str | None:
+    """Set by `serve --workers N` (service/cli.py) before the workers start."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def worker_exits() -> None:
+    """A worker leaving: its in-progress gauge stops counting in the others' sums."""
+    if multiprocess_dir():
+        mark_process_dead(os.getpid())
+
 
 # no `_created` twin of every series: noise for Prometheus users
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -64,8 +81,16 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        for default in (ProcessCollector, PlatformCollector, GCCollector):
-            default(registry=r)
+        if multiprocess_dir():
+            # `serve --workers N`: each worker's instruments write to files in the directory and
+            # /metrics sums all workers' files; the instruments' own registry is not scraped.
+            # Process and GC metrics are per process and are left out (prometheus-client's
+            # multiprocess mode cannot combine them).
+            MultiProcessCollector(self.registry)
+            r = CollectorRegistry()
+        else:
+            for default in (ProcessCollector, PlatformCollector, GCCollector):
+                default(registry=r)
         labels = ["method", "route", "status"]
         self.requests = Counter(
             "vp_http_requests",
@@ -81,7 +106,10 @@ class Metrics:
             registry=r,
         )
         self.in_progress = Gauge(
-            "vp_http_requests_in_progress", "HTTP requests being served", registry=r
+            "vp_http_requests_in_progress",
+            "HTTP requests being served",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.errors = Counter(
             "vp_errors",

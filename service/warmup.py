@@ -9,13 +9,32 @@ for it; a model that then fails to load turns `/readyz` back to 503."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 from indexer import Engine, Settings, VPError
 from indexer.words import WORDS, build_words
 
 log = logging.getLogger("vector_primer.service")
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An advisory lock between processes (flock), released when the file is closed. Where
+    the file cannot be made (a read-only data directory) there is nothing to build either:
+    the build goes on unlocked and reports its own error."""
+    try:
+        f = path.open("a")
+    except OSError:
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 class Stopped(Exception):
@@ -100,7 +119,10 @@ class Warmup:
                 raise Stopped
 
         try:
-            col = build_words(self.engine, words=vocabulary, progress=progress)
+            # one process builds at a time (`serve --workers N`: the others wait, then find the
+            # words done and skip them), so no word is embedded twice
+            with _exclusive(self.engine.data_dir / ".words.lock"):
+                col = build_words(self.engine, words=vocabulary, progress=progress)
         except VPError as e:  # e.g. a `words` collection made with another embedder
             self.words = f"not built: {e.detail}"
             log.warning("the %r collection was not built: %s", WORDS, e.detail)
