@@ -60,7 +60,7 @@ def multiprocess_dir() -> str | None:
 def worker_exits() -> None:
     """A worker leaving: its in-progress gauge stops counting in the others' sums."""
     if multiprocess_dir():
-        mark_process_dead(os.getpid())
+        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 # no `_created` twin of every series: noise for Prometheus users
@@ -86,7 +86,7 @@ class Metrics:
             # /metrics sums all workers' files; the instruments' own registry is not scraped.
             # Process and GC metrics are per process and are left out (prometheus-client's
             # multiprocess mode cannot combine them).
-            MultiProcessCollector(self.registry)
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
             r = CollectorRegistry()
         else:
             for default in (ProcessCollector, PlatformCollector, GCCollector):
