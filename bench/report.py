@@ -82,6 +82,43 @@ def goal_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         2.0,
         True,
     )
+    # the same goals with N server processes (`serve --workers N`, ours and the reference)
+    labels = {r["label"] for r in res.get("runs", [])}
+    for w95 in sorted(x for x in labels if x.startswith("ours x") and x.endswith("recall>=0.95")):
+        w = w95.split()[1]  # "x2"
+        n = w[1:]
+        add(
+            f"vector, recall ≥ 0.95, 8 conn, {n} workers: QPS vs Chroma",
+            ratio(res, w95, "chroma, vector, recall>=0.95", 8),
+            3.0,
+            True,
+        )
+        add(
+            f"vector, recall ≥ 0.95, 8 conn, {n} workers: p99 vs Chroma",
+            ratio(res, w95, "chroma, vector, recall>=0.95", 8, "p99_ms"),
+            1.0,
+            False,
+        )
+        add(
+            f"vector, recall ≥ 0.95, 8 conn, {n} workers: QPS vs the reference with {n} workers",
+            ratio(res, w95, f"reference FastAPI+FAISS {w} workers, vector, recall>=0.95", 8),
+            0.9,
+            True,
+        )
+        add(
+            f"vector, recall ≥ 0.99, 8 conn, {n} workers: QPS vs Chroma",
+            ratio(
+                res, f"ours {w} workers, vector, recall>=0.99", "chroma, vector, recall>=0.99", 8
+            ),
+            3.0,
+            True,
+        )
+        add(
+            f"text, 8 conn, {n} workers: QPS vs txtai (same 2k corpus, same model)",
+            ratio(res, f"ours {w} workers, text, txtai's corpus", "txtai, text, txtai's corpus", 8),
+            2.0,
+            True,
+        )
     up = res.get("upsert", {})
     if "ours vectors" in up and "chroma vectors" in up:
         add(

@@ -116,12 +116,18 @@ class Bench:
         log(f"{name} ready in {took:.1f} s on {server.base}")
         return took
 
-    def start_ours(self, name: str = "ours", python: str = sys.executable) -> Server:
+    def start_ours(
+        self, name: str = "ours", python: str = sys.executable, workers: int = 1
+    ) -> Server:
+        """Our service from the committed tree; with `workers` > 1 (`serve --workers N`) over
+        the same data directory as the one-process server (the store is made for several
+        processes), so both answer from the same collections."""
         port = self.servers[name].port if name in self.servers else free_port()
         env = {
             "VP_BUILD_WORDS": "false",
             "VP_EMBEDDER": self.args.embedder,
-            "VP_DATA_DIR": str(self.work / name),
+            "VP_DATA_DIR": str(self.work / "ours"),
+            "VP_WORKERS": str(workers),
             "PYTHONPATH": str(self.src),
         }
         server = Server(
@@ -308,6 +314,38 @@ class Bench:
                         "before": lambda cef=cef: self.restart_chroma(cef),
                     }
                 )
+        if self.args.workers > 1:  # 8 connections only: one keeps one worker busy at a time
+            w = self.args.workers
+            ref_w = Reference(self.servers["reference-workers"].base, self.ds.ids)
+            ours_w = Ours(self.servers["ours-workers"].base, "bench")
+            for goal in GOALS:
+                g = str(goal)
+                out.append(
+                    {
+                        "label": f"reference FastAPI+FAISS x{w} workers, vector, recall>={goal}",
+                        "target": ref_w,
+                        "reqs": [ref_w.vector_req(v, ef["reference"][g]["ef"]) for v in q],
+                        "conns": (8,),
+                    }
+                )
+                out.append(
+                    {
+                        "label": f"ours x{w} workers, vector, recall>={goal}",
+                        "target": ours_w,
+                        "reqs": [ours_w.vector_req(v, ef["ours"][g]["ef"]) for v in q],
+                        "conns": (8,),
+                    }
+                )
+            if "txtai" in self.servers:
+                ours_wt = Ours(self.servers["ours-workers"].base, "bench_texts")
+                out.append(
+                    {
+                        "label": f"ours x{w} workers, text, txtai's corpus",
+                        "target": ours_wt,
+                        "reqs": [ours_wt.text_req(t) for t in self.ds.query_texts],
+                        "conns": (8,),
+                    }
+                )
         out.append(
             {
                 "label": "ours, vector, exact (flat scan)",
@@ -383,6 +421,24 @@ class Bench:
             )
             self.restart_ours()
 
+    def start_workers(self) -> None:
+        """The N-process variants of ours and of the reference endpoint. Ours is restarted
+        first: its clean stop writes the HNSW snapshot, so the workers open the collection
+        from it rather than each re-inserting every vector."""
+        w = self.args.workers
+        self.restart_ours()
+        self.start_ours("ours-workers", workers=w)
+        env = {"BENCH_VECTORS": str(self.corpus_path), "OMP_NUM_THREADS": "1"}
+        server = uvicorn(
+            sys.executable,
+            "bench.reference:app",
+            "reference-workers",
+            env,
+            self.work / "logs" / "reference-workers.log",
+            workers=w,
+        )
+        self.start("reference-workers", server)
+
     def server_of(self, target: Any) -> Server:
         return next(s for s in self.servers.values() if s.base == target.base)
 
@@ -452,6 +508,8 @@ class Bench:
                     a.ef_grid or CHROMA_EF_GRID,
                     before=self.restart_chroma,
                 )
+            if a.workers > 1:
+                self.start_workers()
             self.rounds()
             self.footprint()
         finally:
@@ -501,6 +559,12 @@ def parser() -> argparse.ArgumentParser:
         "--text-docs", type=int, default=2000, help="texts upserted (and txtai's corpus)"
     )
     p.add_argument("--peers", nargs="*", default=["chroma", "txtai"], choices=["chroma", "txtai"])
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also run ours (serve --workers N) and the reference with N processes; 1: not",
+    )
     p.add_argument("--embedder", default=data.MODEL)
     p.add_argument("--texts", default=str(data.SHORT_TEXTS))
     p.add_argument("--cache", default=str(data.CACHE))

@@ -117,7 +117,9 @@ class Server:
             self.proc.wait()
 
 
-def uvicorn(python: str | Path, app: str, name: str, env: dict[str, str], log: Path) -> Server:
+def uvicorn(
+    python: str | Path, app: str, name: str, env: dict[str, str], log: Path, workers: int = 1
+) -> Server:
     port = free_port()
     argv = [
         str(python),
@@ -132,4 +134,6 @@ def uvicorn(python: str | Path, app: str, name: str, env: dict[str, str], log: P
         "warning",
         "--no-access-log",
     ]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     return Server(name, argv, port, "/ready", env, log)
