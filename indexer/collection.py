@@ -202,7 +202,7 @@ class Collection:
         never changes, so this reconciliation by label is exact."""
         if self.keyword is None:
             return
-        for seq, _, labels, payload in self.store.read_snapshots(self.KEYWORD_SPEC, "keyword"):
+        for seq, _, labels, payload, _ in self.store.read_snapshots(self.KEYWORD_SPEC, "keyword"):
             try:
                 kw = KeywordIndex.from_bytes(payload)
             except ValueError:
@@ -216,9 +216,9 @@ class Collection:
     def _adopt_snapshot(self) -> None:
         """Newest valid snapshot, brought up to date; else build from the documents."""
         if self.index.wants_ann():
-            for seq, built_n, labels, payload in self.store.read_snapshots(self.spec()):
+            for seq, built_n, labels, payload, form in self.store.read_snapshots(self.spec()):
                 try:
-                    self.index.load_ann(labels, payload, built_n)
+                    self.index.load_ann(labels, payload, built_n, form)
                     self.snapshot_seq = seq
                     break
                 except (ValueError, RuntimeError):
@@ -328,9 +328,9 @@ class Collection:
         state = self.index.serialize_ann()
         if state is None or (not force and self.seq == self.snapshot_seq):
             return None
-        labels, payload = state
+        labels, payload, form = state
         path = self.store.write_snapshot(
-            self.seq, self.index.ann_built_n, labels, payload, self.spec()
+            self.seq, self.index.ann_built_n, labels, payload, self.spec(), form=form
         )
         self.snapshot_seq = self.seq
         return path
@@ -343,7 +343,7 @@ class Collection:
             return
         labels, payload = kw.snapshot()
         self.store.write_snapshot(
-            self.seq, len(labels), labels, payload, self.KEYWORD_SPEC, "keyword"
+            self.seq, len(labels), labels, payload, self.KEYWORD_SPEC, "keyword", deflate=True
         )
         self.keyword_snapshot_seq = self.seq
 
