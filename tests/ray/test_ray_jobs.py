@@ -109,3 +109,36 @@ def test_the_corpus_streams_through_the_driver_in_chunks(
     assert col.count() == whole.count()
     for doc_id in ("d0", "d69", "d70", "d399"):  # both sides of chunk boundaries
         assert np.allclose(col.get(doc_id).vector, whole.get(doc_id).vector, atol=1e-6)
+
+
+def test_no_vector_comes_back_to_the_driver(
+    tmp_path: Path, local_ray: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedders send each batch's vectors to the shard writers themselves: what the
+    driver's iteration over the pipeline yields is reports (counts, bad records), no column of
+    vectors; the vectors still arrive, equal to the local build's."""
+    seen: list[dict[str, tuple[str, tuple[int, ...]]]] = []
+    iter_batches = local_ray.data.Dataset.iter_batches
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for batch in iter_batches(self, *args, **kwargs):
+            seen.append(
+                {k: (np.asarray(v).dtype.kind, np.asarray(v).shape) for k, v in batch.items()}
+            )
+            yield batch
+
+    monkeypatch.setattr(local_ray.data.Dataset, "iter_batches", spy)
+    monkeypatch.setattr(local_ray.data.Dataset, "iter_rows", None)  # no other way round
+    settings = Settings(data_dir=tmp_path / "data", embedder="hash-384")
+    out = build_ray(settings, "sharded", corpus(120), shards=2, batch_size=32)
+    assert seen and out.summary.upserted == 119 and len(out.summary.bad) == 3
+    for columns in seen:
+        assert "vector" not in columns
+        assert all(kind != "f" for kind, _ in columns.values())  # no float array of any name
+    eng = Engine(settings)
+    local = build(eng, "local", corpus(120), batch_size=32)
+    assert eng.collection("sharded").count() == local.total == 119
+    for doc_id in ("d0", "d57", "d119"):
+        a = eng.collection("sharded").get(doc_id).vector
+        assert np.allclose(a, eng.collection("local").get(doc_id).vector, atol=1e-6)
+    eng.close()
