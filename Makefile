@@ -16,11 +16,12 @@ $(BIN)/python:
 
 # torch==2.13.0 goes in first so pip takes the CPU build on disk, never a CUDA wheel.
 # The ray extra (issue 9) adds about 200 MB of wheels: about 45 s on top of dev here, 3 min and
-# 750 MB on its own in a fresh venv; without it tests/ray skip, saying so.
+# 750 MB on its own in a fresh venv; without it tests/ray skip, saying so. The openvino extra
+# (VP_EMBED_BACKEND=openvino) is one ~50 MB wheel with no other dependency.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,openvino]'
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create or update .venv with everything installed

@@ -6,7 +6,9 @@ Backends (all-MiniLM-L6-v2 on the CPU, measured in turn within each round):
 - `sentence-transformers defaults`: torch's default threads (all cores), batch 32;
 - `ours (fp32, 1 thread)`: the engine's embedder as the service configures it;
 - `torch bf16 autocast (1 thread / default threads)`: the same model under
-  `torch.autocast("cpu", bfloat16)`.
+  `torch.autocast("cpu", bfloat16)`;
+- `ours bf16` and `ours openvino` (1 and 2 threads): the service's embedders with
+  VP_EMBED_BACKEND=bf16 / openvino (the latter when the openvino extra is installed).
 Agreement: for each held-out query, |top-10 neighbours among the texts, both embedded by the
 backend| ∩ |the same with fp32 vectors| / 10, averaged.
 """
@@ -41,12 +43,34 @@ def backends() -> dict[str, Any]:
             v = model.encode(texts, batch_size=batch, convert_to_numpy=True)
         return np.asarray(v, dtype=np.float32)
 
-    return {
+    fns = {
         "sentence-transformers defaults": lambda t: run(t, default_threads, 32, False),
         "ours (fp32, 1 thread)": lambda t: run(t, 1, 64, False),
         "torch bf16 autocast (1 thread)": lambda t: run(t, 1, 64, True),
         "torch bf16 autocast (default threads)": lambda t: run(t, default_threads, 64, True),
     }
+    # the service's own embedders, as VP_EMBED_BACKEND / VP_EMBED_THREADS make them
+    from indexer.embed import load_embedder
+    from indexer.settings import BF16, DEFAULT_MODEL, OPENVINO
+
+    def ours(name: str, threads: int) -> Any:
+        emb = load_embedder(name, threads=threads)
+
+        def go(texts: list[str]) -> np.ndarray:
+            torch.set_num_threads(threads)  # global in torch: set for each call
+            return emb.embed(texts)
+
+        return go
+
+    fns["ours bf16 (VP_EMBED_BACKEND=bf16, 1 thread)"] = ours(DEFAULT_MODEL + BF16, 1)
+    try:
+        import openvino  # noqa: F401
+    except ImportError:  # the openvino extra is not installed
+        return fns
+    for threads in (1, 2):
+        label = f"ours openvino (VP_EMBED_BACKEND=openvino, {threads} thread{'s' * (threads > 1)})"
+        fns[label] = ours(DEFAULT_MODEL + OPENVINO, threads)
+    return fns
 
 
 def top10(corpus: np.ndarray, queries: np.ndarray) -> np.ndarray:

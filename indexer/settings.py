@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BF16 = "+bf16"  # "<model>+bf16": the model in bfloat16 (indexer/embed.py)
+OPENVINO = "+openvino"  # "<model>+openvino": the model compiled by OpenVINO (indexer/embed.py)
+BACKENDS = (BF16, OPENVINO)
 
 
 class Settings(BaseSettings):
@@ -25,12 +27,14 @@ class Settings(BaseSettings):
         description="default embedder: 'all-MiniLM-L6-v2', a sentence-transformers path/name, "
         "or 'hash-<dim>' (deterministic, for tests)",
     )
-    embed_backend: Literal["auto", "fp32", "bf16"] = Field(
+    embed_backend: Literal["auto", "fp32", "bf16", "openvino"] = Field(
         "fp32",
         description="bf16: the default embedder becomes '<model>+bf16' (bfloat16 weights, about "
         "1.9x the texts/s of fp32 on a CPU with AMX; checked against fp32 when it loads; "
-        "collections record the name, so fp32 and bf16 vectors never mix); auto: bf16 when "
-        "the CPU does bfloat16 natively (amx_bf16 or avx512_bf16)",
+        "collections record the name, so fp32 and bf16 vectors never mix); openvino: "
+        "'<model>+openvino', the model compiled by OpenVINO (bf16 where the CPU has it; needs "
+        "the openvino extra; checked against fp32 when it loads); auto: bf16 when the CPU does "
+        "bfloat16 natively (amx_bf16 or avx512_bf16)",
     )
     embed_threads: int = Field(1, ge=1, le=64, description="torch threads for embedding")
     embed_batch_size: int = Field(64, ge=1, le=4096)
@@ -91,9 +95,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _backend_in_name(self) -> Settings:
         """The backend is part of the default embedder's name (a model path of our own)."""
-        plain = self.embedder.startswith("hash-") or self.embedder.endswith(BF16)
+        plain = self.embedder.startswith("hash-") or self.embedder.endswith(BACKENDS)
         bf16 = self.embed_backend == "bf16" or (self.embed_backend == "auto" and cpu_has_bf16())
-        if bf16 and not plain:
+        if plain:
+            return self
+        if self.embed_backend == "openvino":
+            self.embedder += OPENVINO
+        elif bf16:
             self.embedder += BF16
         return self
 
