@@ -101,5 +101,7 @@ durability: $(STAMP)  ## storage reliability at full counts: 200 SIGKILLs, torn 
 	  tests/reliability/test_storage_*.py
 reliability: durability
 
-distributed: $(STAMP)  ## the Ray tests at full size (adds the real-model 2-node run)
+# make test runs tests/ray too: the 2-node cluster once, hash (300 docs) then the real model
+# (30 texts) in it, about 1 min here. This runs them alone with 3,000 and 300 docs (about 80 s).
+distributed: $(STAMP)  ## the Ray tests alone, the 2-node runs at full size
 	RAY_FULL=1 $(BIN)/python -m pytest -q tests/ray
