@@ -1,7 +1,7 @@
 """The local build job vs the Ray build job on the same corpus (issue 9), on this machine.
 
     python -m bench.ray_vs_local --docs 2000 --embedder hash-384
-    python -m bench.ray_vs_local --docs 2000 --embedder sentence-transformers/all-MiniLM-L6-v2
+    python -m bench.ray_vs_local --docs 1000 --embedder all-MiniLM-L6-v2
 
 Reports docs/s for each and Ray's start-up overhead (ray.init, plus the first batch, which
 includes one model load per actor). On one small machine Ray is not expected to be faster: the
