@@ -33,8 +33,9 @@ class Settings(BaseSettings):
         "1.9x the texts/s of fp32 on a CPU with AMX; checked against fp32 when it loads; "
         "collections record the name, so fp32 and bf16 vectors never mix); openvino: "
         "'<model>+openvino', the model compiled by OpenVINO (bf16 where the CPU has it; needs "
-        "the openvino extra; checked against fp32 when it loads); auto: bf16 when the CPU does "
-        "bfloat16 natively (amx_bf16 or avx512_bf16)",
+        "the openvino extra; checked against fp32 when it loads); auto: when the CPU does "
+        "bfloat16 natively (amx_bf16 or avx512_bf16), openvino if installed, else bf16; "
+        "otherwise fp32",
     )
     embed_threads: int = Field(1, ge=1, le=64, description="torch threads for embedding")
     embed_batch_size: int = Field(64, ge=1, le=4096)
@@ -96,14 +97,25 @@ class Settings(BaseSettings):
     def _backend_in_name(self) -> Settings:
         """The backend is part of the default embedder's name (a model path of our own)."""
         plain = self.embedder.startswith("hash-") or self.embedder.endswith(BACKENDS)
-        bf16 = self.embed_backend == "bf16" or (self.embed_backend == "auto" and cpu_has_bf16())
         if plain:
             return self
-        if self.embed_backend == "openvino":
+        backend = self.embed_backend
+        if backend == "auto":  # decided by what this machine has, so the same on every start
+            backend = "fp32"
+            if cpu_has_bf16():
+                backend = "openvino" if openvino_available() else "bf16"
+        if backend == "openvino":
             self.embedder += OPENVINO
-        elif bf16:
+        elif backend == "bf16":
             self.embedder += BF16
         return self
+
+
+def openvino_available() -> bool:
+    """Whether the openvino extra is installed (found, not imported: that takes a while)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def cpu_has_bf16() -> bool:

@@ -43,6 +43,19 @@ def test_the_backend_names_the_default_embedder(tmp_path: Path) -> None:
     assert Settings(data_dir=tmp_path, embed_backend="bf16").embedder == DEFAULT_MODEL + BF16
 
 
+@pytest.mark.parametrize(
+    ("bf16_cpu", "installed", "want"),
+    [(True, True, OV), (True, False, DEFAULT_MODEL + BF16), (False, True, DEFAULT_MODEL)],
+)
+def test_auto_takes_openvino_where_the_cpu_does_bf16_and_it_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bf16_cpu: bool, installed: bool, want: str
+) -> None:
+    monkeypatch.delenv("VP_EMBEDDER", raising=False)
+    monkeypatch.setattr("indexer.settings.cpu_has_bf16", lambda: bf16_cpu)
+    monkeypatch.setattr("indexer.settings.openvino_available", lambda: installed)
+    assert Settings(data_dir=tmp_path, embed_backend="auto").embedder == want
+
+
 def test_openvino_vectors_match_fp32_on_real_texts(
     ov_embedder: Any, short_text_vectors: tuple[list[str], np.ndarray]
 ) -> None:

@@ -378,6 +378,7 @@ def test_the_bf16_backend_is_in_the_default_embedders_name(
     assert named.embedder == DEFAULT_MODEL + BF16  # not '+bf16+bf16'
     assert Settings(data_dir=tmp_path, embedder="hash-8", embed_backend="bf16").embedder == "hash-8"
     monkeypatch.setattr("indexer.settings.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("indexer.settings.openvino_available", lambda: False)
     assert Settings(data_dir=tmp_path, embed_backend="auto").embedder == DEFAULT_MODEL + BF16
     monkeypatch.setattr("indexer.settings.cpu_has_bf16", lambda: False)
     assert Settings(data_dir=tmp_path, embed_backend="auto").embedder == DEFAULT_MODEL
