@@ -18,6 +18,7 @@ better), l2 = Euclidean distance, reported as the real distance, not its square 
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,9 @@ class VectorIndex:
     ann_labels: set[int] = field(default_factory=set)  # labels physically in `ann`
     tombstones: set[int] = field(default_factory=set)  # in `ann` but no longer live (hnsw)
     ann_built_n: int = 0
+    # changes to `ann` since its last snapshot (the collection resets them when it takes one)
+    unsaved_adds: int = 0
+    unsaved_removes: int = 0
 
     def __post_init__(self) -> None:
         validate_spec(self.kind, self.metric, self.params)
@@ -142,7 +146,7 @@ class VectorIndex:
         x = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if self.metric == "cosine":
             norms = np.linalg.norm(x, axis=1, keepdims=True)
-            x = (x / np.where(norms == 0, 1, norms)).astype(np.float32)
+            x = (x / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     @property
@@ -176,6 +180,7 @@ class VectorIndex:
         if self.ann is not None:
             self.ann.add_with_ids(x, ids)
             self.ann_labels.update(int(i) for i in ids)
+            self.unsaved_adds += len(ids)
 
     def remove(self, labels: Labels) -> None:
         if len(labels) == 0:
@@ -185,6 +190,7 @@ class VectorIndex:
         if self.ann is None:
             return
         present = [int(i) for i in ids if int(i) in self.ann_labels]
+        self.unsaved_removes += len(present)
         if self.kind == "hnsw":  # HNSW graphs cannot drop nodes: hide them until a rebuild
             self.tombstones.update(present)
         else:
@@ -223,6 +229,7 @@ class VectorIndex:
         ann.add_with_ids(x, labels)
         self.ann, self.ann_labels, self.tombstones = ann, {int(i) for i in labels}, set()
         self.ann_built_n = len(labels)
+        self.unsaved_adds, self.unsaved_removes = len(labels), 0
 
     def _new_ann(self, p: dict[str, Any]) -> Any:
         m, d = _faiss_metric(self.metric), self.dim
@@ -255,16 +262,25 @@ class VectorIndex:
 
     # ---- snapshots (bytes only: the store module owns the file format) ----------------------
     def serialize_ann(self) -> tuple[Labels, bytes, str | None] | None:
-        """(labels, bytes, form) of the ANN index. HNSW: the graph alone ("hnsw-graph"),
-        without the vectors it holds (the store has them), labels in the graph's order;
-        other kinds: the whole FAISS index (form None), labels sorted."""
+        """(labels, bytes, form) of the ANN index. HNSW ("hnsw-graph"): labels in the graph's
+        order, and the graph without the vectors it holds (the store has them) but with those
+        of its tombstones (the store has not):
+
+            graph length (u64) | graph | tombstone labels (int64) | their vectors (float32)
+
+        Other kinds: the whole FAISS index (form None), labels sorted."""
         if self.ann is None:
             return None
         if self.kind == "hnsw":
             graph = faiss.downcast_index(self.ann.index)
             order = np.asarray(faiss.vector_to_array(self.ann.id_map), dtype=np.int64)
-            skip = faiss.IO_FLAG_SKIP_STORAGE
-            return order, faiss.serialize_index(graph, skip).tobytes(), HNSW_GRAPH
+            body = faiss.serialize_index(graph, faiss.IO_FLAG_SKIP_STORAGE).tobytes()
+            dead = np.fromiter(sorted(self.tombstones), dtype=np.int64, count=len(self.tombstones))
+            kept = np.zeros((0, self.dim), dtype=np.float32)
+            if len(dead):
+                kept = np.asarray(self.ann.reconstruct_batch(dead), dtype=np.float32)
+            payload = struct.pack("<Q", len(body)) + body + dead.tobytes() + kept.tobytes()
+            return order, payload, HNSW_GRAPH
         labels = np.fromiter(sorted(self.ann_labels), dtype=np.int64, count=len(self.ann_labels))
         return labels, faiss.serialize_index(self.ann).tobytes(), None
 
@@ -287,6 +303,7 @@ class VectorIndex:
         live = {int(i) for i in self.labels()}
         stale = np.fromiter(self.ann_labels - live, dtype=np.int64)
         missing = np.fromiter(live - self.ann_labels, dtype=np.int64)
+        self.unsaved_adds, self.unsaved_removes = len(missing), len(stale)
         if len(stale):
             if self.kind == "hnsw":
                 self.tombstones.update(int(i) for i in stale)
@@ -299,25 +316,27 @@ class VectorIndex:
             self.ann_labels.update(int(i) for i in missing)
 
     def _graph_with_vectors(self, order: Labels, payload: bytes) -> Any:
-        """An HNSW graph saved without its vectors, given them back from the exact index in
-        the graph's order. A label removed since the snapshot has no vector any more: its node
-        stays as a tombstone (never returned) and gets the vector of its nearest live
-        neighbour, so searches still route through it. Refused (a rebuild follows) when more
-        than MAX_GONE of the graph is such nodes."""
-        graph = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-        if not isinstance(graph, faiss.IndexHNSWFlat) or graph.storage is not None:
-            raise ValueError("snapshot is not an HNSW graph without vectors")
+        """An HNSW graph saved without its vectors (see serialize_ann), given them back in the
+        graph's order: live labels from the exact index, its tombstones from the snapshot. A
+        label removed since the snapshot has no vector any more: its node stays as a tombstone
+        (never returned) with the vector of its nearest live neighbour, so searches still route
+        through it. Refused (a rebuild follows) when more than MAX_GONE of the graph is such
+        nodes."""
+        graph, dead, kept = self._split_graph(payload)
         if graph.d != self.dim or int(graph.ntotal) != len(order):
             raise ValueError("snapshot does not match the collection's dim or its labels")
         x = np.zeros((len(order), self.dim), dtype=np.float32)
         alive = np.isin(order, self.labels())
-        gone = np.flatnonzero(~alive)
+        saved = np.isin(order, dead) & ~alive
+        gone = np.flatnonzero(~alive & ~saved)
         if len(gone) > MAX_GONE * max(len(order), 1):
             raise ValueError(f"{len(gone)} of the snapshot's {len(order)} vectors are gone")
         if alive.any():
             x[alive] = self.exact.reconstruct_batch(np.ascontiguousarray(order[alive]))
+        if saved.any():
+            x[saved] = kept[np.searchsorted(dead, order[saved])]
         if len(gone):
-            x[gone] = x[self._nearest_alive(graph, gone, alive)]
+            x[gone] = x[self._nearest_alive(graph, gone, alive | saved)]
         storage = faiss.IndexFlat(self.dim, _faiss_metric(self.metric))
         storage.add(x)
         graph.storage = storage
@@ -331,6 +350,27 @@ class VectorIndex:
         ann.own_fields = True
         graph.this.disown()
         return ann
+
+    def _split_graph(self, payload: bytes) -> tuple[Any, Labels, Vectors]:
+        """(graph without vectors, tombstone labels sorted, their vectors) of a payload."""
+        if len(payload) < 8:
+            raise ValueError("snapshot payload too short")
+        (size,) = struct.unpack("<Q", payload[:8])
+        rest = len(payload) - 8 - size
+        row = 8 + 4 * self.dim
+        if rest < 0 or rest % row:
+            raise ValueError("snapshot payload does not split into a graph and tombstones")
+        graph = faiss.deserialize_index(
+            np.frombuffer(payload, dtype=np.uint8, count=size, offset=8)
+        )
+        if not isinstance(graph, faiss.IndexHNSWFlat) or graph.storage is not None:
+            raise ValueError("snapshot is not an HNSW graph without vectors")
+        t = rest // row
+        dead = np.frombuffer(payload, dtype=np.int64, count=t, offset=8 + size)
+        kept = np.frombuffer(payload, dtype=np.float32, count=t * self.dim, offset=8 + size + 8 * t)
+        if t > 1 and not bool(np.all(dead[1:] > dead[:-1])):
+            raise ValueError("snapshot tombstones are not sorted")
+        return graph, dead, kept.reshape(t, self.dim)
 
     @staticmethod
     def _nearest_alive(graph: Any, nodes: NDArray[np.intp], alive: NDArray[np.bool_]) -> Any:

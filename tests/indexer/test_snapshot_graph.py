@@ -10,6 +10,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from indexer import DocumentIn, Engine, Settings
 from indexer.collection import Collection
@@ -61,9 +62,17 @@ def test_the_snapshot_is_the_graph_alone_and_reopens_to_the_same_index(tmp_path:
     assert np.array_equal(again.index.ann.reconstruct_batch(labels), again.index.vectors_of(labels))
 
 
-def test_labels_removed_since_the_snapshot_are_tombstones_never_returned(tmp_path: Path) -> None:
+def _no_background_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the process died before a background snapshot could be published."""
+    monkeypatch.setattr(Collection, "_snapshot_due", lambda self: False)
+
+
+def test_labels_removed_since_the_snapshot_are_tombstones_never_returned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     col = _hnsw(tmp_path)
     col.snapshot(force=True)
+    _no_background_snapshots(monkeypatch)
     gone = [f"d{i}" for i in range(int(MAX_GONE * 600))]  # just within the limit
     col.delete(ids=gone)
     col.store.close()  # as after kill -9: no snapshot since the delete
@@ -80,9 +89,12 @@ def test_labels_removed_since_the_snapshot_are_tombstones_never_returned(tmp_pat
     assert np.all(np.linalg.norm(stand_ins, axis=1) > 0.99)
 
 
-def test_a_graph_with_too_many_vectors_gone_is_rebuilt(tmp_path: Path) -> None:
+def test_a_graph_with_too_many_vectors_gone_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     col = _hnsw(tmp_path)
     col.snapshot(force=True)
+    _no_background_snapshots(monkeypatch)
     col.delete(ids=[f"d{i}" for i in range(int(MAX_GONE * 600) + 10)])
     col.store.close()
     again = _engine(tmp_path).collection("h")
@@ -137,3 +149,53 @@ def test_new_stores_use_large_pages_and_keep_the_wal_small(tmp_path: Path) -> No
     conn.close()
     per_row = col.store.db_path.stat().st_size / 12_000
     assert per_row < 1.1 * (384 * 4 + 100)
+
+
+def test_snapshots_are_published_in_the_background_as_vectors_are_added(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    col = engine.create_collection(
+        "h", dim=DIM, index="hnsw", metric="cosine", params={"ann_threshold": 100, "M": 8}
+    )
+    col.SNAPSHOT_ADDS = 300  # type: ignore[misc]
+    docs = _docs(2000)
+    for start in range(0, 2000, 100):
+        col.upsert(docs[start : start + 100])
+        col.wait_for_snapshot()
+    published = [read_snapshot(f) for f in list_snapshots(col.path)]
+    assert all(p is not None for p in published)
+    seqs = [p[0]["seq"] for p in published if p is not None]
+    assert col.snapshot_seq == max(seqs) and col.seq - col.snapshot_seq <= 4  # 300-400 behind
+    assert col.keyword_snapshot_seq > 1  # the keyword index too, when it lagged by half
+    col.store.close()  # as after kill -9: no snapshot at close
+    again = _engine(tmp_path).collection("h")
+    assert again.snapshot_seq == max(seqs) and again.index.ann_built_n == 100
+    assert len(again.index.ann_labels) == 2000 and not again.index.tombstones
+    vectors = np.stack([d.vector for d in docs])
+    firsts = [again.id_by_label[int(r.labels[0])] for r in again.index.search(vectors, 1)]
+    assert np.mean([f == d.id for f, d in zip(firsts, docs, strict=True)]) > 0.99
+
+
+def test_many_removals_publish_a_snapshot_so_a_crash_costs_no_rebuild(tmp_path: Path) -> None:
+    col = _hnsw(tmp_path)
+    col.snapshot(force=True)
+    col.delete(ids=[f"d{i}" for i in range(int(MAX_GONE * 600))])  # more than MAX_GONE / 2
+    col.wait_for_snapshot()
+    assert col.snapshot_seq == col.seq
+    col.store.close()
+    again = _engine(tmp_path).collection("h")
+    assert again.snapshot_seq == col.seq and again.index.ann_built_n == 200  # no rebuild
+
+
+def test_tombstones_published_with_the_graph_keep_their_vectors(tmp_path: Path) -> None:
+    col = _hnsw(tmp_path)
+    gone = [f"d{i}" for i in range(120)]  # 20%: tombstones, below the rebuild at 25%
+    col.delete(ids=gone)
+    assert len(col.index.tombstones) == 120
+    dead = np.fromiter(sorted(col.index.tombstones), dtype=np.int64)
+    vectors = col.index.ann.reconstruct_batch(dead)
+    col.snapshot(force=True)
+    col.store.close()
+    again = _engine(tmp_path).collection("h")
+    assert again.snapshot_seq == col.seq and again.index.ann_built_n == 200  # no rebuild
+    assert again.index.tombstones == set(dead.tolist())
+    assert np.array_equal(again.index.ann.reconstruct_batch(dead), vectors)
