@@ -169,7 +169,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"commit {m.get('commit', '?')}; load by {m.get('load_tool', '?')}, {m.get('rounds')} "
         f"interleaved rounds of {m.get('seconds')} s per run. Corpus: {d.get('corpus', 0):,} "
         f"real {d.get('dim')}-d vectors ({d.get('embedder')}) of short texts, "
-        f"{d.get('queries', 0):,} held-out queries, truth = exact top-10 by cosine. "
+        f"{d.get('queries', 0):,} held-out queries, truth = exact top-10 by cosine; ours "
+        f"embeds texts with VP_EMBED_BACKEND={m.get('embed_backend', 'fp32')}. "
         "Figures are medians (min–max over rounds); ratios are taken within a round.",
         "",
         "| goal | measured | target | |",

@@ -128,6 +128,7 @@ class Bench:
             "VP_EMBEDDER": self.args.embedder,
             "VP_DATA_DIR": str(self.work / "ours"),
             "VP_WORKERS": str(workers),
+            "VP_EMBED_BACKEND": self.args.embed_backend,
             "PYTHONPATH": str(self.src),
         }
         server = Server(
@@ -537,6 +538,7 @@ def meta(a: argparse.Namespace) -> dict[str, Any]:
         "command": "make bench" if not a.limit else f"python -m bench.run --limit {a.limit}",
         "rounds": a.rounds,
         "seconds": a.seconds,
+        "embed_backend": a.embed_backend,
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=data.REPO
         ).stdout.strip(),
@@ -559,6 +561,12 @@ def parser() -> argparse.ArgumentParser:
         "--text-docs", type=int, default=2000, help="texts upserted (and txtai's corpus)"
     )
     p.add_argument("--peers", nargs="*", default=["chroma", "txtai"], choices=["chroma", "txtai"])
+    p.add_argument(
+        "--embed-backend",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "openvino"],
+        help="VP_EMBED_BACKEND of ours (what embeds the text upserts and text queries)",
+    )
     p.add_argument(
         "--workers",
         type=int,
