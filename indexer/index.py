@@ -17,8 +17,11 @@ better), l2 = Euclidean distance, reported as the real distance, not its square 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +64,27 @@ def set_threads(n: int) -> None:
     """OpenMP threads for FAISS. On 2 shared cores, 2 spinning OpenMP threads made IVF-PQ
     training 25x slower (23 s vs 0.9 s for 3,000 vectors) than 1 thread: so 1 by default."""
     faiss.omp_set_num_threads(n)
+
+
+# Inserting a batch into an HNSW graph is most of an upsert's time, and FAISS spreads a batch
+# over its OpenMP threads: a batch this large gets WRITE_THREADS of them, in the writing thread
+# only (OpenMP's thread count is per calling thread; searches keep theirs).
+PARALLEL_ADD = 256
+WRITE_THREADS = min(2, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _write_threads(n: int) -> Iterator[None]:
+    """WRITE_THREADS OpenMP threads for this thread's FAISS calls on `n` vectors, then back."""
+    before = int(faiss.omp_get_max_threads())
+    more = n >= PARALLEL_ADD and before < WRITE_THREADS
+    if more:
+        faiss.omp_set_num_threads(WRITE_THREADS)
+    try:
+        yield
+    finally:
+        if more:
+            faiss.omp_set_num_threads(before)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -178,7 +202,8 @@ class VectorIndex:
         ids = np.ascontiguousarray(labels, dtype=np.int64)
         self.exact.add_with_ids(x, ids)
         if self.ann is not None:
-            self.ann.add_with_ids(x, ids)
+            with _write_threads(len(ids)):
+                self.ann.add_with_ids(x, ids)
             self.ann_labels.update(int(i) for i in ids)
             self.unsaved_adds += len(ids)
 
@@ -226,7 +251,8 @@ class VectorIndex:
             rng = np.random.default_rng(0)
             sample = x if len(x) <= 50_000 else x[rng.choice(len(x), 50_000, replace=False)]
             ann.train(sample)
-        ann.add_with_ids(x, labels)
+        with _write_threads(len(labels)):
+            ann.add_with_ids(x, labels)
         self.ann, self.ann_labels, self.tombstones = ann, {int(i) for i in labels}, set()
         self.ann_built_n = len(labels)
         self.unsaved_adds, self.unsaved_removes = len(labels), 0
@@ -312,7 +338,8 @@ class VectorIndex:
                 self.ann_labels.difference_update(int(i) for i in stale)
         if len(missing):
             x = np.asarray(self.exact.reconstruct_batch(missing), dtype=np.float32)
-            ann.add_with_ids(x, missing)
+            with _write_threads(len(missing)):
+                ann.add_with_ids(x, missing)
             self.ann_labels.update(int(i) for i in missing)
 
     def _graph_with_vectors(self, order: Labels, payload: bytes) -> Any:

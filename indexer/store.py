@@ -444,15 +444,18 @@ class Store:
     # ---- writes ---------------------------------------------------------------------------
     def upsert(self, docs: list[NewDoc], remove: list[str] | None = None) -> int:
         """Write `docs` (replacing same ids) and delete the ids in `remove`, in one transaction
-        (a chunked document's new passages replace all of its old ones, all or nothing)."""
+        (a chunked document's new passages replace all of its old ones, all or nothing).
+        `last_write()` then gives this thread what the transaction changed."""
+        self._local.last_write = None
         with self._write() as (conn, seq):
-            label = self._state(conn, "next_label")
+            label = first = self._state(conn, "next_label")
+            generation = self._state(conn, "generation")
             ids = [d.id for d in docs]
             old = self._labels_of(conn, ids)
             gone = self._labels_of(conn, [i for i in remove or [] if i not in old])
+            removed = [*old.values(), *gone.values()]
             conn.executemany(
-                "INSERT OR REPLACE INTO removed VALUES (?, ?)",
-                [(lab, seq) for lab in [*old.values(), *gone.values()]],
+                "INSERT OR REPLACE INTO removed VALUES (?, ?)", [(lab, seq) for lab in removed]
             )
             conn.executemany("DELETE FROM documents WHERE id=?", [(i,) for i in gone])
             rows = []
@@ -471,7 +474,25 @@ class Store:
                 label += 1
             conn.executemany("INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?)", rows)
             conn.execute("UPDATE state SET value=? WHERE key='next_label'", (label,))
+        blob = b"".join(r[5] for r in rows)
+        if len(set(ids)) == len(ids) and len(blob) == 4 * self.dim * len(rows):
+            self._local.last_write = Changes(
+                seq=seq,
+                generation=generation,
+                labels=np.arange(first, label, dtype=np.int64),
+                ids=ids,
+                metadata=[{} if r[4] == "{}" else json.loads(r[4]) for r in rows],
+                vectors=np.frombuffer(blob, dtype=np.float32).reshape(len(rows), self.dim),
+                removed=np.asarray(removed, dtype=np.int64),
+                texts=[d.text for d in docs],
+            )
         return seq
+
+    def last_write(self) -> Changes | None:
+        """What this thread's last `upsert` changed, as `changes_since(seq - 1)` would read it
+        (its own copies: the caller's objects may change), or None if it failed."""
+        last: Changes | None = getattr(self._local, "last_write", None)
+        return last
 
     def delete(self, ids: list[str]) -> tuple[int, list[str]]:
         self.check_writable()
