@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import warnings
 from functools import lru_cache
@@ -220,6 +221,11 @@ class OpenVinoEncoder:
     neighbour agreement 0.994, cosine to fp32 >= 0.9999 (README Performance)."""
 
     def __init__(self, model: Any, threads: int) -> None:
+        # OpenVINO's model converter sends usage telemetry (Google Analytics) unless the user
+        # opted out; it falls back to a no-op stub when its telemetry package cannot be
+        # imported: a service that never goes online makes it so
+        if "openvino_telemetry" not in sys.modules:
+            sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
         import openvino as ov
         import torch
 
@@ -323,6 +329,11 @@ def _load_embedder(name: str, threads: int, batch_size: int) -> Embedder:
         return SentenceTransformerEmbedder(name, threads=threads, batch_size=batch_size)
     except (OSError, ValueError) as e:
         raise InvalidInput(f"cannot load embedder {name!r}: {e}", field="embedder") from e
+    except ImportError as e:  # a backend whose extra is not installed
+        raise InvalidInput(
+            f"cannot load embedder {name!r}: {e} (pip install 'vector-primer[openvino]')",
+            field="embedder",
+        ) from e
 
 
 # a model these files describe gives vectors of its pooling dim (times the modes pooled)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     body_timeout: float = Field(
         30.0, gt=0, le=3600, description="seconds a client has to send its whole body (408)"
     )
+
+    @field_validator("embed_backend")
+    @classmethod
+    def _backend_installed(cls, value: str) -> str:
+        if value == "openvino" and not openvino_available():
+            raise ValueError(
+                "openvino needs the openvino extra: pip install 'vector-primer[openvino]'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _backend_in_name(self) -> Settings:

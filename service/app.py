@@ -15,7 +15,7 @@ from indexer import Settings
 from indexer.settings import load_settings
 from service.errors import install_error_handlers
 from service.logs import RequestLogMiddleware, configure_logging
-from service.metrics import MeteredEngine, install_metrics, worker_exits
+from service.metrics import MeteredEngine, install_metrics, worker_exits, worker_started
 from service.middleware import install_middleware
 from service.models import ErrorResponse
 from service.routers import (
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warmup = Warmup(engine, settings)
         app.state.engine, app.state.warmup = engine, warmup
         warmup.start()
+        worker_started()
         try:
             yield
         finally:

@@ -179,7 +179,7 @@ def _serve_workers(settings: Settings, given: dict[str, object]) -> int:
     the store is made for several processes (a write takes SQLite's lock; the others replay it
     at their next request), so an acknowledged write is seen by every worker after it.
     Metrics are summed over the workers by prometheus-client's multiprocess mode, in a fresh
-    directory removed at exit."""
+    directory removed at exit. Exits 2 when no worker got through its start-up."""
     for key, value in given.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         os.environ[f"VP_{key.upper()}"] = text
@@ -195,6 +195,8 @@ def _serve_workers(settings: Settings, given: dict[str, object]) -> int:
             log_level=settings.log_level,
             timeout_graceful_shutdown=10,
         )
+        if not any(Path(metrics_dir).glob("started-*")):  # each worker failed at start-up
+            return _fail("no worker started (the log above says why)")
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

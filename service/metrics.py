@@ -27,6 +27,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -61,6 +62,24 @@ def worker_exits() -> None:
     """A worker leaving: its in-progress gauge stops counting in the others' sums."""
     if multiprocess_dir():
         mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def worker_started() -> None:
+    """A worker whose start-up completed leaves a mark for `serve --workers N`, which exits
+    with an error when none did. Workers that died without leaving (kill -9, a crash) are
+    removed from the live gauges' sums here: uvicorn, unlike gunicorn, has no hook for it."""
+    folder = multiprocess_dir()
+    if not folder:
+        return
+    (Path(folder) / f"started-{os.getpid()}").touch()
+    for file in Path(folder).glob("gauge_live*_*.db"):
+        pid = int(file.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, someone else's
+            pass
 
 
 # no `_created` twin of every series: noise for Prometheus users

@@ -22,23 +22,30 @@ from indexer.words import WORDS, build_words
 log = logging.getLogger("vector_primer.service")
 
 
+class Stopped(Exception):
+    """Raised inside the build when the service shuts down; the build resumes next start."""
+
+
 @contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """An advisory lock between processes (flock), released when the file is closed. Where
-    the file cannot be made (a read-only data directory) there is nothing to build either:
-    the build goes on unlocked and reports its own error."""
+def _exclusive(path: Path, stop: threading.Event) -> Iterator[None]:
+    """An advisory lock between processes (flock), released when the file is closed; waiting
+    for it ends with Stopped when the service shuts down. Where the file cannot be made (a
+    read-only data directory) there is nothing to build either: the build goes on unlocked and
+    reports its own error."""
     try:
         f = path.open("a")
     except OSError:
         yield
         return
     with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # another process builds: wait, unless told to stop
+                if stop.wait(0.2):
+                    raise Stopped from None
         yield
-
-
-class Stopped(Exception):
-    """Raised inside the build when the service shuts down; the build resumes next start."""
 
 
 class Warmup:
@@ -121,7 +128,7 @@ class Warmup:
         try:
             # one process builds at a time (`serve --workers N`: the others wait, then find the
             # words done and skip them), so no word is embedded twice
-            with _exclusive(self.engine.data_dir / ".words.lock"):
+            with _exclusive(self.engine.data_dir / ".words.lock", self.stop):
                 col = build_words(self.engine, words=vocabulary, progress=progress)
         except VPError as e:  # e.g. a `words` collection made with another embedder
             self.words = f"not built: {e.detail}"

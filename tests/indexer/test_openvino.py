@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from indexer import Engine, Settings
 from indexer.collection import DocumentIn, Query
@@ -24,6 +25,10 @@ OV = DEFAULT_MODEL + OPENVINO
 @pytest.fixture(scope="module")
 def ov_embedder() -> Any:
     return load_embedder(OV)
+
+
+def real_fp32_of(text: str) -> np.ndarray:
+    return np.asarray(load_embedder(DEFAULT_MODEL).embed([text])[0])
 
 
 def top10(vectors: np.ndarray) -> list[set[int]]:
@@ -68,10 +73,23 @@ def test_openvino_vectors_match_fp32_on_real_texts(
     assert cosines.min() > 0.999, cosines.min()
     agreement = np.mean([len(a & b) / 10 for a, b in zip(top10(got), top10(fp32), strict=True)])
     assert agreement >= 0.98, agreement  # the bar for a faster backend
+    # a text longer than the model's 256 tokens is cut where sentence-transformers cuts it
+    long = " ".join(texts[:40])
+    assert float(ov_embedder.embed([long])[0] @ real_fp32_of(long)) > 0.999
     # a text alone gives the vector it gets in a batch (padding does not leak in)
     alone = ov_embedder.embed([texts[0]])[0]
     assert float(alone @ got[0]) > 0.9999
     assert ov_embedder.embed([]).shape == (0, 384)
+
+
+def test_the_backend_without_its_extra_is_refused_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("indexer.settings.openvino_available", lambda: False)
+    with pytest.raises(ValidationError) as e:
+        Settings(data_dir=tmp_path, embed_backend="openvino")
+    assert e.value.errors()[0]["loc"] == ("embed_backend",)
+    assert "pip install 'vector-primer[openvino]'" in str(e.value)
 
 
 def test_collections_keep_openvino_vectors_apart_from_fp32(

@@ -4,17 +4,22 @@ SIGTERM stops them all cleanly."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from service.cli import main
 
-from .live import live_server
+from .live import ROOT, free_port, live_server
 
 ROUNDS = 40  # each: a write on one connection, then a read and a search on fresh ones
 
@@ -25,30 +30,38 @@ def fresh(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=20, limits=httpx.Limits(max_keepalive_connections=0))
 
 
-def wait_all_ready(url: str, times: int = 10, deadline_s: float = 60) -> None:
-    """/readyz 200 on `times` fresh connections in a row: every worker has opened its data."""
-    end, streak = time.monotonic() + deadline_s, 0
-    with fresh(url) as c:
-        while streak < times:
-            assert time.monotonic() < end, "the workers did not all get ready"
-            streak = streak + 1 if c.get("/readyz").status_code == 200 else 0
-            if streak == 0:
-                time.sleep(0.2)
-
-
-def pids_of_requests(log: Path) -> set[int]:
-    pids = set()
+def access_lines(log: Path) -> list[dict[str, Any]]:
+    """The request log lines (JSON), in the order the workers wrote them."""
+    out = []
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith("{"):
             entry = json.loads(line)
             if entry.get("logger") == "vector_primer.access":
-                pids.add(entry["pid"])
-    return pids
+                out.append(entry)
+    return out
+
+
+def wait_all_ready(url: str, log: Path, workers: int = 2, deadline_s: float = 60) -> None:
+    """Every worker has logged that it is ready, and /readyz answers 200."""
+    end = time.monotonic() + deadline_s
+    while True:
+        ready = set()
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("msg", "").startswith("ready:"):
+                    ready.add(entry["pid"])
+        if len(ready) >= workers:
+            break
+        assert time.monotonic() < end, f"only {len(ready)} worker(s) got ready"
+        time.sleep(0.1)
+    with fresh(url) as c:
+        assert c.get("/readyz").status_code == 200
 
 
 def test_two_workers_see_each_others_writes_and_sum_their_metrics(tmp_path: Path) -> None:
     with live_server(tmp_path / "data", tmp_path / "server.log", workers="2") as server:
-        wait_all_ready(server.url)
+        wait_all_ready(server.url, server.log)
         with fresh(server.url) as c:
             made = c.post("/v1/collections", json={"name": "notes", "index": "hnsw"})
             assert made.status_code == 201, made.text
@@ -74,8 +87,17 @@ def test_two_workers_see_each_others_writes_and_sum_their_metrics(tmp_path: Path
             assert count == ROUNDS - len(range(0, ROUNDS, 4))
             metrics = c.get("/metrics").text
 
-        # both workers answered requests, and /metrics is their sum, not one worker's share
-        assert len(pids_of_requests(server.log)) == 2, pids_of_requests(server.log)
+        # a write answered by one worker was read back by the other (the log's order is the
+        # order of the answers: each round's GET follows its PUT)
+        lines = [e for e in access_lines(server.log) if e["route"] != "/readyz"]
+        crossed = [
+            (a, b)
+            for a, b in itertools.pairwise(lines)
+            if a["method"] == "PUT" and b["method"] == "GET" and a["pid"] != b["pid"]
+        ]
+        assert crossed, "no write was read back by the other worker"
+        assert len({e["pid"] for e in lines}) == 2
+        # /metrics is the workers' sum, not one worker's share
         puts = [
             line
             for line in metrics.splitlines()
@@ -110,3 +132,72 @@ def test_a_worker_count_that_is_no_number_is_refused_by_the_parser(
     with pytest.raises(SystemExit) as stop:
         main(["serve", "--workers", "many"])
     assert stop.value.code == 2 and "--workers" in capsys.readouterr().err
+
+
+def serve_cli(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VP_")}
+    env.update(VP_EMBEDDER="hash-384", VP_BUILD_WORDS="false", VP_LOG_FORMAT="json")
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_the_workers_flag_hands_the_other_flags_to_every_worker(tmp_path: Path) -> None:
+    """--workers, --port and --data-dir given as flags (not VP_* variables) reach the workers."""
+    port, data, log = free_port(), tmp_path / "given-by-flag", tmp_path / "server.log"
+    proc = serve_cli(["--workers", "2", "--port", str(port), "--data-dir", str(data)], log)
+    try:
+        wait_all_ready(f"http://127.0.0.1:{port}", log)
+        with fresh(f"http://127.0.0.1:{port}") as c:
+            assert c.post("/v1/collections", json={"name": "flagged"}).status_code == 201
+        assert (data / "flagged" / "manifest.json").is_file()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_when_no_worker_can_start_the_server_exits_with_an_error(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("a data directory must be a directory")
+    log = tmp_path / "server.log"
+    proc = serve_cli(
+        ["--workers", "2", "--port", str(free_port()), "--data-dir", str(not_a_dir)], log
+    )
+    assert proc.wait(timeout=60) == 2
+    assert "no worker started" in log.read_text()
+
+
+def test_the_words_build_waits_for_another_process_and_stops_on_shutdown(tmp_path: Path) -> None:
+    """Workers build `words` one at a time (a flock); one waiting gives up when stopped."""
+    import fcntl
+    import threading
+
+    from service.warmup import Stopped, _exclusive
+
+    lock = tmp_path / ".words.lock"
+    with lock.open("a") as other:  # another worker is building
+        fcntl.flock(other, fcntl.LOCK_EX)
+        stop, outcome = threading.Event(), []
+
+        def wait() -> None:
+            try:
+                with _exclusive(lock, stop):
+                    outcome.append("built")
+            except Stopped:
+                outcome.append("stopped")
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.5)
+        assert outcome == []  # still waiting for the other build
+        stop.set()
+        waiter.join(timeout=5)
+        assert outcome == ["stopped"]
+    # the other one finished (its lock is released): the next build goes ahead
+    with _exclusive(lock, threading.Event()):
+        pass
