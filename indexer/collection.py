@@ -187,6 +187,7 @@ class Collection:
         self.passages_of: dict[str, set[str]] = {}  # chunked: document id -> passage ids
         self.seq, self.generation = 0, -1
         self.snapshot_seq = -1
+        self._older_form = False  # the adopted snapshot holds its vectors: rewrite it at close
         self._unit_cache: tuple[int, NDArray[np.int64], NDArray[np.float32]] | None = None
         first = read_verified(self.store)  # every row's checksum, before anything is served
         self._keyword_labels: set[int] | None = None
@@ -226,6 +227,7 @@ class Collection:
                 try:
                     self.index.load_ann(labels, payload, built_n, form)
                     self.snapshot_seq = seq
+                    self._older_form = self.kind == "hnsw" and form is None
                     break
                 except (ValueError, RuntimeError):
                     continue  # damaged or foreign: try the previous one, then rebuild
@@ -376,6 +378,7 @@ class Collection:
                 self.store.write_snapshot(seq, built_n, labels, payload, spec, form=form)
                 with self._saved_lock:
                     self.snapshot_seq = max(self.snapshot_seq, seq)
+                    self._older_form = False
             if words is not None:
                 labels, payload = words
                 self.store.write_snapshot(
@@ -417,7 +420,8 @@ class Collection:
         keyword index so it need not re-tokenise. Without `force`, a collection unchanged
         since its last snapshot writes nothing."""
         self._snapshot_keyword(force)
-        if self.index.ann is None or (not force and self.seq == self.snapshot_seq):
+        unchanged = self.seq == self.snapshot_seq and not self._older_form
+        if self.index.ann is None or (not force and unchanged):
             return None
         seq, state = self.seq, self.index.serialize_ann()
         if state is None:
@@ -429,6 +433,7 @@ class Collection:
         )
         with self._saved_lock:
             self.snapshot_seq = max(self.snapshot_seq, seq)
+            self._older_form = False
         return path
 
     def _snapshot_keyword(self, force: bool) -> None:

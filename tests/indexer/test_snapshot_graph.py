@@ -114,9 +114,16 @@ def test_a_snapshot_of_the_older_form_with_vectors_still_loads(tmp_path: Path) -
     col.close()
     header = read_snapshot(list_snapshots(tmp_path / "h")[0])
     assert header is not None and "form" not in header[0] and "codec" not in header[0]
-    again = _engine(tmp_path).collection("h")
+    engine = _engine(tmp_path)
+    again = engine.collection("h")
     assert again.snapshot_seq == col.seq and again.index.ann_built_n == 200
     assert _ann_answers(again, queries) == before
+    engine.close()  # unchanged, but its snapshot is rewritten in the new form, same seq
+    newest = read_snapshot(list_snapshots(tmp_path / "h")[0])
+    assert newest is not None and newest[0]["form"] == HNSW_GRAPH
+    assert newest[0]["seq"] == col.seq
+    third = _engine(tmp_path).collection("h")
+    assert _ann_answers(third, queries) == before
 
 
 def test_a_deflated_body_that_inflates_to_another_size_is_refused(tmp_path: Path) -> None:
