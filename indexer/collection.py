@@ -664,8 +664,8 @@ class Collection:
             raise InvalidInput("give ids or a filter", field="ids")
         self.store.check_writable()
         targets = set(ids or [])
+        self.sync()  # another process's writes first: its documents and their passages
         if where is not None:
-            self.sync()
             pred = compile_filter(where)
             with self.lock.read():
                 targets |= {
@@ -692,8 +692,10 @@ class Collection:
 
     def get(self, doc_id: str) -> Doc:
         docs = self.store.get([doc_id])
-        if not docs and doc_id in self.passages_of:
-            docs = [self._chunked_document(doc_id)]
+        if not docs:
+            self.sync()  # a chunked document another process wrote: learn its passages
+            if doc_id in self.passages_of:
+                docs = [self._chunked_document(doc_id)]
         if not docs:
             raise DocumentNotFound(
                 f"no document {doc_id!r} in collection {self.name!r}", field="id"

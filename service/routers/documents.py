@@ -16,6 +16,7 @@ from service.models import (
     UpsertRequest,
     UpsertResponse,
 )
+from service.routers.search import faiss_threads_here
 
 router = APIRouter(tags=["documents"])
 WithVectors = Annotated[bool, Query(description="include each document's stored vector")]
@@ -28,6 +29,7 @@ def upsert_documents(
     """Insert or replace documents by id, all or nothing. A text without a vector is embedded
     here; the write is durable before the response is sent."""
     req.check_limits(settings)
+    faiss_threads_here(engine)  # FAISS's threads in this pool thread: the configured count, not all
     col = engine.collection(name)
     counts = col.upsert([d.to_engine() for d in req.documents], req.skip_unchanged)
     return UpsertResponse(collection=name, count=col.count(), **counts)
@@ -57,6 +59,7 @@ def delete_documents(
 ) -> DeleteResponse:
     """Delete by ids and/or a metadata filter; returns the ids that were there and are gone."""
     req.check_limits(settings)
+    faiss_threads_here(engine)
     deleted = engine.collection(name).delete(req.ids, req.filter)
     return DeleteResponse(deleted=deleted, count=len(deleted))
 
@@ -72,6 +75,7 @@ def get_document(
 @router.delete("/collections/{name}/documents/{doc_id:path}")
 def delete_document(name: str, doc_id: str, engine: EngineDep) -> DeleteResponse:
     """Delete one document; 404 if it is not there."""
+    faiss_threads_here(engine)
     col = engine.collection(name)
     col.get(doc_id)  # 404 before any write: a refused request changes nothing, not even seq
     deleted = col.delete([doc_id])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from indexer import DocumentIn, Engine, Query, Settings
-from indexer.errors import InvalidInput
+from indexer.errors import DocumentNotFound, InvalidInput
 
 TOPICS = ["cats purr on warm laps", "rivers flood the valley", "markets fell on rate fears"]
 
@@ -138,3 +138,26 @@ def test_real_model_passages_fit_the_model(tmp_path: Path, real_embedder) -> Non
     (hit,) = c.search(Query(text="markets fell", k=1, group_by_document=True))
     assert hit.id == "a" and "markets fell" in hit.text
     eng.close()
+
+
+def test_another_process_reads_and_deletes_a_chunked_document_it_did_not_write(
+    tmp_path: Path,
+) -> None:
+    """Two engines on one data directory, as two server workers are: a long document written
+    by one is found whole and deleted whole by the other."""
+    writer = Engine(Settings(data_dir=tmp_path / "data", embedder="hash-384"))
+    reader = Engine(Settings(data_dir=tmp_path / "data", embedder="hash-384"))
+    try:
+        made = writer.create_collection("c", chunking={"max_tokens": 32, "overlap": 8})
+        other = reader.collection("c")  # opened before the write
+        text = long_text(80)
+        made.upsert([DocumentIn(id="d1", text=text)])
+        assert len(made.passages_of["d1"]) > 1
+        assert other.get("d1").text == text
+        assert other.delete(ids=["d1"]) == ["d1"]
+        assert made.count() == 0
+        with pytest.raises(DocumentNotFound):
+            made.get("d1")
+    finally:
+        writer.close()
+        reader.close()
