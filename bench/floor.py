@@ -76,3 +76,31 @@ def measure(ds: Dataset, corpus_path: Path, ef_grid: list[int]) -> dict[str, Any
         curve.append({"ef": ef, "recall": recall(found, ds.truth), "qps": 1 / t})
     out["hnsw32"] = curve
     return out
+
+
+def exact_interleaved(
+    ds: Dataset, post: Any, n: int = 200, budget_s: float = 10.0
+) -> tuple[float, float]:
+    """Median ms of the in-process flat scan and of the same exact query over HTTP (`post(i)`
+    sends query i, one connection), taken query by query in turn: the scan is memory-bandwidth
+    bound and its time moved 2.5-6.4 ms between processes and minutes on this machine, so only
+    a floor measured in the same seconds is one to compare with. The HTTP time includes this
+    Python client's own work (the bodies are encoded before), which counts against the
+    service."""
+    faiss.omp_set_num_threads(1)
+    flat = faiss.IndexFlatIP(ds.dim)
+    flat.add(ds.vectors)
+    scans, calls = [], []
+    t_end = time.perf_counter() + budget_s
+    for i in range(min(n, len(ds.queries))):
+        q = ds.queries[i : i + 1]
+        t0 = time.perf_counter()
+        flat.search(q, 10)
+        t1 = time.perf_counter()
+        post(i)
+        t2 = time.perf_counter()
+        scans.append(t1 - t0)
+        calls.append(t2 - t1)
+        if time.perf_counter() > t_end and i >= 50:
+            break
+    return float(np.median(scans)) * 1000, float(np.median(calls)) * 1000

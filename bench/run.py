@@ -420,6 +420,21 @@ class Bench:
                     "requests": min(200, len(self.ds.queries)),
                 }
             )
+
+            # the same exact queries in turn with the scan itself, query by query
+            reqs = [self.ours.vector_req(v, exact=True) for v in self.ds.queries[:200]]
+            bodies = [json.dumps(req.body).encode() for req in reqs]
+
+            def post(i: int, reqs: list[Any] = reqs, bodies: list[bytes] = bodies) -> None:
+                self.ours.client.post(
+                    reqs[i].path, content=bodies[i], headers={"content-type": "application/json"}
+                ).raise_for_status()
+
+            scan_ms, http_ms = floor.exact_interleaved(self.ds, post, 200)
+            self.results.setdefault("exact_interleaved", []).append(
+                {"round": r, "scan_ms": scan_ms, "http_ms": http_ms}
+            )
+            log(f"round {r}: exact, interleaved: scan {scan_ms:.2f} ms, HTTP {http_ms:.2f} ms")
             self.restart_ours()
 
     def start_workers(self) -> None:

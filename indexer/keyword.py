@@ -15,7 +15,6 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import bm25s
 import numpy as np
 import Stemmer
 from numpy.typing import NDArray
@@ -23,8 +22,16 @@ from numpy.typing import NDArray
 _FORMAT = 1
 _KEYS = ("format", "labels", "lengths", "token_ids", "vocab_utf8", "vocab_offsets")
 _local = threading.local()  # a PyStemmer stemmer has internal state: one per thread
-# bm25s sets its logger to DEBUG on import and logs every index build: ours decide what is shown
-logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
+def _bm25s() -> Any:
+    """bm25s, imported at its first use: it brings scipy, 0.1 s of every start otherwise (a
+    collection opens from its keyword snapshot without it). It sets its logger to DEBUG on
+    import and logs every index build: ours decide what is shown."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 def _stemmer() -> Any:
@@ -38,7 +45,7 @@ def tokenize(texts: list[str]) -> tuple[list[list[int]], dict[str, int]]:
 
     Returns token ids per text and the vocabulary (stem -> id) of this batch.
     """
-    ids, vocab = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+    ids, vocab = _bm25s().tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
     return ids, vocab
 
 
@@ -97,7 +104,7 @@ class KeywordIndex:
         self._docs = dict(zip(labels.tolist(), parts, strict=True))
         self._bm25 = None
         if len(used):
-            bm25 = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+            bm25 = _bm25s().BM25(k1=1.5, b=0.75, method="lucene")
             bm25.index(([p.tolist() for p in parts], dict(self._vocab)), show_progress=False)
             self._bm25 = bm25
         self._labels = labels

@@ -20,6 +20,7 @@ from indexer import Engine, Settings, VPError
 from indexer.words import WORDS, build_words
 
 log = logging.getLogger("vector_primer.service")
+LOAD_AFTER_READY_S = 1.0
 
 
 class Stopped(Exception):
@@ -78,6 +79,13 @@ class Warmup:
             log.info("ready: %d collection(s)", len(self.collection_names()))
             load = getattr(embedder, "load", None)  # a lazy one: load it before it is needed
             if load is not None:
+                # a second after ready: the first requests after a restart (probes, vector
+                # queries) are not held up behind torch's import, which holds the GIL in long
+                # stretches (0.2 s on a first search, measured); a text request that comes
+                # sooner loads the model itself, at once
+                self.progress = f"ready; loading embedder {self.settings.embedder!r} soon"
+                if self.stop.wait(LOAD_AFTER_READY_S):
+                    raise Stopped
                 self.progress = f"ready; loading embedder {self.settings.embedder!r}"
                 load()
                 log.info("embedder %r loaded", self.settings.embedder)

@@ -28,6 +28,8 @@ def test_harness_writes_table_and_plot(tiny_texts: Path, tmp_path: Path) -> None
     assert all(r["errors"] == 0 and r["requests"] > 0 for r in res["runs"])
     assert res["upsert"]["ours vectors"]["n"] == 280
     assert len(res["restart"]["ours"]) == 1  # one per round
+    (pair,) = res["exact_interleaved"]
+    assert pair["scan_ms"] > 0 and pair["http_ms"] > 0
     assert "ours x2 workers, vector, recall>=0.95" in labels
     assert "reference FastAPI+FAISS x2 workers, vector, recall>=0.95" in labels
     assert res["disk"]["ours"]["per_vector"] > 384 * 4
