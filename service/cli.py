@@ -173,33 +173,31 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve_workers(settings: Settings, given: dict[str, object]) -> int:
-    """`serve --workers N`: uvicorn's supervisor binds the port once and starts N worker
-    processes on it, each building its app from the environment, so the flags given here are
-    handed on as VP_* variables. Each worker has its own engine over the same data directory:
-    the store is made for several processes (a write takes SQLite's lock; the others replay it
-    at their next request), so an acknowledged write is seen by every worker after it.
-    Metrics are summed over the workers by prometheus-client's multiprocess mode, in a fresh
-    directory removed at exit. Exits 2 when no worker got through its start-up."""
+    """`serve --workers N` (service/workers.py): N processes on the port, each with a socket
+    of its own, each building its app from the environment, so the flags given here are handed
+    on as VP_* variables. Each worker has its own engine over the same data directory: the
+    store is made for several processes (a write takes SQLite's lock; the others replay it at
+    their next request), so an acknowledged write is seen by every worker after it. Metrics
+    are summed over the workers by prometheus-client's multiprocess mode, in a fresh directory
+    removed at exit. Exits 2 when no worker got through its start-up."""
+    from service import workers
+
     for key, value in given.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         os.environ[f"VP_{key.upper()}"] = text
     metrics_dir = tempfile.mkdtemp(prefix="vp-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        uvicorn.run(
-            "service.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=10,
-        )
-        if not any(Path(metrics_dir).glob("started-*")):  # each worker failed at start-up
+        s = settings
+        try:
+            code = workers.run(s.host, s.port, s.workers, s.log_level, Path(metrics_dir))
+        except OSError as e:
+            return _fail(f"cannot listen on {settings.host}:{settings.port}: {e}")
+        if code == 2:
             return _fail("no worker started (the log above says why)")
+        return code
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,3 +201,48 @@ def test_the_words_build_waits_for_another_process_and_stops_on_shutdown(tmp_pat
     # the other one finished (its lock is released): the next build goes ahead
     with _exclusive(lock, threading.Event()):
         pass
+
+
+def ready_pids(log: Path) -> list[int]:
+    pids = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("msg", "").startswith("ready:"):
+                pids.append(entry["pid"])
+    return pids
+
+
+def test_a_worker_that_dies_is_replaced_and_the_others_keep_serving(tmp_path: Path) -> None:
+    with live_server(tmp_path / "data", tmp_path / "server.log", workers="2") as server:
+        wait_all_ready(server.url, server.log)
+        with fresh(server.url) as c:
+            assert c.post("/v1/collections", json={"name": "notes"}).status_code == 201
+        victim = ready_pids(server.log)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while len(set(ready_pids(server.log))) < 3:  # its replacement got ready
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.1)
+        with fresh(server.url) as c:
+            for i in range(20):  # every connection is answered, whichever worker takes it
+                put = c.put(
+                    "/v1/collections/notes/documents",
+                    json={"documents": [{"id": f"n{i}", "text": f"note {i}"}]},
+                )
+                assert put.status_code == 200, put.text
+            assert c.get("/v1/collections/notes").json()["count"] == 20
+
+
+def test_a_port_in_use_is_refused_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        log = tmp_path / "server.log"
+        args = ["--workers", "2", "--port", str(port), "--data-dir", str(tmp_path / "d")]
+        proc = serve_cli(args, log)
+        assert proc.wait(timeout=60) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in log.read_text()
