@@ -150,13 +150,16 @@ class KeywordIndex:
         return self.snapshot()[1]
 
     def snapshot(self) -> tuple[NDArray[np.int64], bytes]:
-        """(labels, to_bytes()) of one and the same state, whatever writes come meanwhile."""
+        """(labels, to_bytes()) of one and the same state, whatever writes come meanwhile.
+        No BM25 rebuild: the vocabulary is saved as it is, tokens of removed texts included
+        (the next rebuild compacts it), so writers wait only for the copy, not for bm25s
+        (about 1 s at 57k texts, three times in a 57k-document load)."""
         with self._lock:
-            if self._stale:
-                self._rebuild()  # compacts the vocabulary to the tokens live docs use
-            labels = self._labels
+            labels = np.array(sorted(self._docs), np.int64)
             docs = [self._docs[int(label)] for label in labels]
-            words = [w.encode() for w in self._vocab]  # in id order: the rebuild numbered them
+            # in id order: ids are handed out in insertion order, and a rebuild renumbers the
+            # vocabulary in the order it rebuilds the dict
+            words = [w.encode() for w in self._vocab]
         buf = io.BytesIO()
         np.savez_compressed(
             buf,
