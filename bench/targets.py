@@ -3,8 +3,10 @@ by vector or by text. Every target answers `hit_ids` for recall@10 against the s
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,6 +24,28 @@ def check(resp: httpx.Response) -> Any:
             f"{resp.request.method} {resp.request.url}: {resp.status_code} {resp.text[:300]}"
         )
     return resp.json()
+
+
+@dataclass
+class Encoded:
+    """A request whose JSON body is encoded already: timing `send` times the server and the
+    transport, not this client's JSON encoding (0.2 s for 1,000 vectors with Python's json)."""
+
+    method: str
+    path: str
+    body: bytes
+
+
+def encoded(method: str, path: str, body: Any) -> Encoded:
+    return Encoded(method, path, json.dumps(body).encode())
+
+
+def send(client: httpx.Client, req: Encoded) -> Any:
+    return check(
+        client.request(
+            req.method, req.path, content=req.body, headers={"content-type": "application/json"}
+        )
+    )
 
 
 class Ours:
@@ -46,13 +70,16 @@ class Ours:
         return int(check(self.client.get(f"/v1/collections/{self.name}"))["count"])
 
     def upsert(self, ids: list[str], texts: list[str], vectors: Vectors | None) -> None:
+        send(self.client, self.upsert_req(ids, texts, vectors))
+
+    def upsert_req(self, ids: list[str], texts: list[str], vectors: Vectors | None) -> Encoded:
         docs = [
             {"id": i, "text": t, **({} if vectors is None else {"vector": v})}
             for i, t, v in zip(
                 ids, texts, vectors.tolist() if vectors is not None else texts, strict=True
             )
         ]
-        check(self.client.put(f"/v1/collections/{self.name}/documents", json={"documents": docs}))
+        return encoded("PUT", f"/v1/collections/{self.name}/documents", {"documents": docs})
 
     def vector_req(self, v: Vectors, ef: int | None = None, exact: bool = False) -> Req:
         body: dict[str, Any] = {"vector": v.tolist(), "k": 10}
@@ -118,8 +145,11 @@ class Chroma:
         return int(check(self.client.get(f"{self.PREFIX}/{self.id}/count")))
 
     def upsert(self, ids: list[str], texts: list[str], vectors: Vectors) -> None:
+        send(self.client, self.upsert_req(ids, texts, vectors))
+
+    def upsert_req(self, ids: list[str], texts: list[str], vectors: Vectors) -> Encoded:
         body = {"ids": ids, "documents": texts, "embeddings": vectors.tolist()}
-        check(self.client.post(f"{self.PREFIX}/{self.id}/upsert", json=body))
+        return encoded("POST", f"{self.PREFIX}/{self.id}/upsert", body)
 
     def vector_req(self, v: Vectors, ef: int | None = None) -> Req:
         body = {
