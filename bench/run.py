@@ -290,22 +290,26 @@ class Bench:
                 "reqs": [empty.vector_req(v) for v in q[:100]],
             },
         ]
+
+        def vector_runs(goal: float, ref: Any, ours: Any, tag: str, conns: tuple[int, ...]) -> None:
+            """The 40-line endpoint's and ours at this recall goal's ef, `tag` in the label."""
+            for name, label, target in (
+                ("reference", f"reference FastAPI+FAISS{tag}", ref),
+                ("ours", f"ours{tag}", ours),
+            ):
+                run_ef = ef[name][str(goal)]["ef"]
+                out.append(
+                    {
+                        "label": f"{label}, vector, recall>={goal}",
+                        "target": target,
+                        "reqs": [target.vector_req(v, run_ef) for v in q],
+                        "conns": conns,
+                    }
+                )
+
         for goal in GOALS:
             g = str(goal)
-            out.append(
-                {
-                    "label": f"reference FastAPI+FAISS, vector, recall>={goal}",
-                    "target": ref,
-                    "reqs": [ref.vector_req(v, ef["reference"][g]["ef"]) for v in q],
-                }
-            )
-            out.append(
-                {
-                    "label": f"ours, vector, recall>={goal}",
-                    "target": ours,
-                    "reqs": [ours.vector_req(v, ef["ours"][g]["ef"]) for v in q],
-                }
-            )
+            vector_runs(goal, ref, ours, "", (1, 8))
             if "chroma" in self.servers:
                 cef = ef["chroma"][g]["ef"]
                 out.append(
@@ -321,23 +325,7 @@ class Bench:
             ref_w = Reference(self.servers["reference-workers"].base, self.ds.ids)
             ours_w = Ours(self.servers["ours-workers"].base, "bench")
             for goal in GOALS:
-                g = str(goal)
-                out.append(
-                    {
-                        "label": f"reference FastAPI+FAISS x{w} workers, vector, recall>={goal}",
-                        "target": ref_w,
-                        "reqs": [ref_w.vector_req(v, ef["reference"][g]["ef"]) for v in q],
-                        "conns": (8,),
-                    }
-                )
-                out.append(
-                    {
-                        "label": f"ours x{w} workers, vector, recall>={goal}",
-                        "target": ours_w,
-                        "reqs": [ours_w.vector_req(v, ef["ours"][g]["ef"]) for v in q],
-                        "conns": (8,),
-                    }
-                )
+                vector_runs(goal, ref_w, ours_w, f" x{w} workers", (8,))
             if "txtai" in self.servers:
                 ours_wt = Ours(self.servers["ours-workers"].base, "bench_texts")
                 out.append(

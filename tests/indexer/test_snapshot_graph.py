@@ -67,16 +67,24 @@ def _no_background_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Collection, "_snapshot_due", lambda self: False)
 
 
-def test_labels_removed_since_the_snapshot_are_tombstones_never_returned(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _reopened_after_deleting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gone: list[str]
+) -> Collection:
+    """The 600-document collection, snapshotted, then `gone` deleted and the process gone
+    before another snapshot (as after kill -9), opened again."""
     col = _hnsw(tmp_path)
     col.snapshot(force=True)
     _no_background_snapshots(monkeypatch)
-    gone = [f"d{i}" for i in range(int(MAX_GONE * 600))]  # just within the limit
     col.delete(ids=gone)
-    col.store.close()  # as after kill -9: no snapshot since the delete
-    again = _engine(tmp_path).collection("h")
+    col.store.close()
+    return _engine(tmp_path).collection("h")
+
+
+def test_labels_removed_since_the_snapshot_are_tombstones_never_returned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = [f"d{i}" for i in range(int(MAX_GONE * 600))]  # just within the limit
+    again = _reopened_after_deleting(tmp_path, monkeypatch, gone)
     assert len(again.index.tombstones) == len(gone) and again.snapshot_seq < again.seq
     assert again.index.ann_built_n == 200  # the snapshot's graph, not a rebuild
     vectors = np.stack([d.vector for d in _docs(600)])
@@ -92,12 +100,8 @@ def test_labels_removed_since_the_snapshot_are_tombstones_never_returned(
 def test_a_graph_with_too_many_vectors_gone_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    col = _hnsw(tmp_path)
-    col.snapshot(force=True)
-    _no_background_snapshots(monkeypatch)
-    col.delete(ids=[f"d{i}" for i in range(int(MAX_GONE * 600) + 10)])
-    col.store.close()
-    again = _engine(tmp_path).collection("h")
+    gone = [f"d{i}" for i in range(int(MAX_GONE * 600) + 10)]
+    again = _reopened_after_deleting(tmp_path, monkeypatch, gone)
     assert not again.index.tombstones and again.index.ann_built_n == len(again.id_by_label)
     assert again.snapshot_seq == again.seq  # rebuilt and published
 
