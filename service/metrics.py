@@ -65,21 +65,13 @@ def worker_exits() -> None:
 
 
 def worker_started() -> None:
-    """A worker whose start-up completed leaves a mark for `serve --workers N`, which exits
-    with an error when none did. Workers that died without leaving (kill -9, a crash) are
-    removed from the live gauges' sums here: uvicorn, unlike gunicorn, has no hook for it."""
+    """A worker whose start-up completed leaves a mark for `serve --workers N`'s supervisor
+    (service/workers.py): it replaces only workers that had started, and exits with an error
+    when none did. A worker that dies without leaving (kill -9, a crash) is taken out of the
+    live gauges' sums by the supervisor."""
     folder = multiprocess_dir()
-    if not folder:
-        return
-    (Path(folder) / f"started-{os.getpid()}").touch()
-    for file in Path(folder).glob("gauge_live*_*.db"):
-        pid = int(file.stem.rsplit("_", 1)[1])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            mark_process_dead(pid)  # type: ignore[no-untyped-call]
-        except PermissionError:  # alive, someone else's
-            pass
+    if folder:
+        (Path(folder) / f"started-{os.getpid()}").touch()
 
 
 # no `_created` twin of every series: noise for Prometheus users

@@ -22,6 +22,8 @@ import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from prometheus_client.multiprocess import mark_process_dead
+
 log = logging.getLogger("vector_primer.service")
 GRACE_S = 15.0  # uvicorn's graceful shutdown (10 s) and a margin, before SIGKILL
 
@@ -75,7 +77,7 @@ def run(host: str, port: int, workers: int, log_level: str, metrics_dir: Path) -
         return proc
 
     procs = [start() for _ in range(workers)]
-    ever_started = False
+    ever_started, dead = False, set[int]()
     try:
         while not stopping:
             time.sleep(0.2)
@@ -83,6 +85,9 @@ def run(host: str, port: int, workers: int, log_level: str, metrics_dir: Path) -
                 if proc.is_alive():
                     ever_started = ever_started or _started(metrics_dir, proc.pid)
                     continue
+                if proc.pid is not None and proc.pid not in dead:  # its live gauges: not summed
+                    mark_process_dead(proc.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+                    dead.add(proc.pid)
                 if _started(metrics_dir, proc.pid):  # it served, then died: replace it
                     ever_started = True
                     log.error("worker %s exited with %s; starting another", proc.pid, proc.exitcode)
