@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Any, Literal
 
 import pydantic_core
+from fastapi import Query as QueryParam
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response as HTTPResponse
 from fastapi.routing import APIRoute
@@ -52,6 +53,25 @@ Term = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_b
 DocId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
 Vector = Annotated[list[StrictFloat], Field(min_length=1, max_length=MAX_DIM)]
 CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, examples=["articles"])]
+
+# query parameters of routes that both the service and the Ray Serve ingress answer: declared
+# once, so the two APIs cannot drift apart
+WithVectors = Annotated[bool, QueryParam(description="include each document's stored vector")]
+PageLimit = Annotated[int, QueryParam(ge=1, le=1000)]
+PageCursor = Annotated[
+    str | None, QueryParam(max_length=512, description="next_cursor of the previous page")
+]
+AnalogyExpression = Annotated[
+    str,
+    QueryParam(
+        min_length=1,
+        max_length=500,
+        examples=["king-man+woman"],
+        description="terms joined by + and -; URL-encode + as %2B",
+    ),
+]
+AnalogyCollection = Annotated[str, QueryParam(pattern=NAME_PATTERN)]
+AnalogyK = Annotated[int, QueryParam(ge=1, le=MAX_K)]
 Metric = Literal["cosine", "l2", "dot"]
 
 

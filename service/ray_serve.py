@@ -25,10 +25,10 @@ Ray is an optional extra: this is the only module in `service` that imports it.
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, Query
+from fastapi import FastAPI
 from ray import serve
 
 from indexer import Engine, Settings
@@ -53,8 +53,9 @@ from indexer.shards import (
 
 from .errors import install_error_handlers
 from .models import (
-    MAX_K,
-    NAME_PATTERN,
+    AnalogyCollection,
+    AnalogyExpression,
+    AnalogyK,
     AnalogyRequest,
     AnalogyResponse,
     BatchSearchRequest,
@@ -65,12 +66,15 @@ from .models import (
     DocumentListResponse,
     DocumentResponse,
     LiveResponse,
+    PageCursor,
+    PageLimit,
     SearchHit,
     SearchRequest,
     SearchResponse,
     SearchResults,
     UpsertRequest,
     UpsertResponse,
+    WithVectors,
     check_at_most,
 )
 from .routers import embeddings, similarity
@@ -83,7 +87,6 @@ install_error_handlers(app)
 for _module in (embeddings, similarity):
     app.include_router(_module.router, prefix="/v1")
 app.include_router(math_routes.router)
-WithVectors = Annotated[bool, Query(description="include each document's stored vector")]
 
 
 def shard_upsert(col: Collection, arg: tuple[list[DocumentIn], bool]) -> dict[str, int]:
@@ -279,10 +282,8 @@ class Ingress:
     async def list_documents(
         self,
         name: str,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[
-            str | None, Query(max_length=512, description="next_cursor of the previous page")
-        ] = None,
+        limit: PageLimit = 100,
+        cursor: PageCursor = None,
         with_vectors: WithVectors = False,
     ) -> DocumentListResponse:
         """One page of documents in id order, merged from every shard's page."""
@@ -373,9 +374,9 @@ class Ingress:
     @app.get("/v1/analogy")
     async def analogy_get(
         self,
-        q: Annotated[str, Query(min_length=1, max_length=500)],
-        collection: Annotated[str, Query(pattern=NAME_PATTERN)] = "words",
-        k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+        q: AnalogyExpression,
+        collection: AnalogyCollection = "words",
+        k: AnalogyK = 5,
         method: Literal["3cosadd", "3cosmul"] = "3cosadd",
         exclude_inputs: bool = True,
     ) -> AnalogyResponse:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from indexer import Engine, Settings, analogy
 from service.deps import EngineDep, SettingsDep
-from service.models import MAX_K, NAME_PATTERN, AnalogyRequest, AnalogyResponse, check_at_most
+from service.models import (
+    AnalogyCollection,
+    AnalogyExpression,
+    AnalogyK,
+    AnalogyRequest,
+    AnalogyResponse,
+    check_at_most,
+)
 
 router = APIRouter(tags=["analogy"])
 
@@ -29,19 +36,11 @@ def analogy_post(req: AnalogyRequest, engine: EngineDep, settings: SettingsDep) 
 
 @router.get("/analogy")
 def analogy_get(
-    q: Annotated[
-        str,
-        Query(
-            min_length=1,
-            max_length=500,
-            examples=["king-man+woman"],
-            description="terms joined by + and -; URL-encode + as %2B",
-        ),
-    ],
+    q: AnalogyExpression,
     engine: EngineDep,
     settings: SettingsDep,
-    collection: Annotated[str, Query(pattern=NAME_PATTERN)] = "words",
-    k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+    collection: AnalogyCollection = "words",
+    k: AnalogyK = 5,
     method: Literal["3cosadd", "3cosmul"] = "3cosadd",
     exclude_inputs: bool = True,
 ) -> AnalogyResponse:
