@@ -148,6 +148,7 @@ def test_a_bf16_model_that_fails_its_self_check_turns_readyz_503(
         settings = make_settings(tmp_path, embedder=DEFAULT_MODEL, embed_backend="bf16")
         assert settings.embedder == DEFAULT_MODEL + BF16
         with open_client(create_app(settings)) as client:
+            _wait_status(client, 200)  # ready first (a 503 before it is only "starting")
             r = _wait_status(client, 503)
             assert "bf16 self-check failed" in r.json()["detail"], r.json()
             assert client.get("/readyz").status_code == 503
